@@ -1,0 +1,283 @@
+//! Messages in dramatiq's wire format.
+//!
+//! A [`Message`] is the JSON object that Python's dramatiq reads and writes, with exactly seven
+//! keys: `queue_name`, `actor_name`, `args`, `kwargs`, `options`, `message_id` and
+//! `message_timestamp`. [`TypedMessage`] is a message that knows its actor at the type level; the
+//! constructor that `#[actor]` generates returns one.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Number, Value};
+
+use crate::actor::Actor;
+use crate::broker::Broker;
+use crate::error::{Error, Result};
+
+/// Option key under which a workflow node's message carries `{"id": ..., "node": ...}`.
+pub const WORKFLOW_OPTION: &str = "workflow";
+
+/// A message in dramatiq's JSON format.
+///
+/// `options` is kept as raw JSON, so keys written by Python middleware (`retries`, `traceback`,
+/// ...) survive every copy and re-enqueue.
+///
+/// ```
+/// use workflow_runtime::Message;
+///
+/// let raw = br#"{"queue_name":"default","actor_name":"add","args":[1,2],"kwargs":{},
+///   "options":{"redis_message_id":"r1","retries":2},"message_id":"m1",
+///   "message_timestamp":1717526084640.5}"#;
+/// let msg = Message::decode(raw).unwrap();
+/// assert_eq!(msg.actor_name, "add");
+/// assert_eq!(msg.timestamp_millis(), 1717526084640);
+/// assert_eq!(msg.options["retries"], 2);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The queue the message is on (`X.DQ` while it is delayed).
+    pub queue_name: String,
+    /// The actor to run.
+    pub actor_name: String,
+    /// Positional arguments.
+    pub args: Vec<Value>,
+    /// Keyword arguments (always `{}` when written by Rust).
+    #[serde(default)]
+    pub kwargs: Map<String, Value>,
+    /// Free-form options, preserved as raw JSON.
+    #[serde(default)]
+    pub options: Map<String, Value>,
+    /// A UUID string, the same across retries.
+    #[serde(default = "new_message_id")]
+    pub message_id: String,
+    /// Milliseconds since the epoch when the message was first enqueued (int or float on read).
+    #[serde(default = "now_number")]
+    pub message_timestamp: Number,
+}
+
+fn new_message_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn now_number() -> Number {
+    Number::from(now_millis())
+}
+
+/// Milliseconds since the UNIX epoch.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Message {
+    /// A new message for `actor_name` on `queue_name`, with a fresh id and timestamp.
+    pub fn new(queue_name: impl Into<String>, actor_name: impl Into<String>, args: Vec<Value>) -> Self {
+        Message {
+            queue_name: queue_name.into(),
+            actor_name: actor_name.into(),
+            args,
+            kwargs: Map::new(),
+            options: Map::new(),
+            message_id: new_message_id(),
+            message_timestamp: now_number(),
+        }
+    }
+
+    /// Reads a message from its JSON bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    /// Writes the message as compact JSON with the seven dramatiq keys.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing these plain JSON values cannot fail.
+        serde_json::to_vec(self).expect("a message always serializes")
+    }
+
+    /// `message_timestamp` as whole milliseconds.
+    pub fn timestamp_millis(&self) -> u64 {
+        let n = &self.message_timestamp;
+        n.as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .unwrap_or(0)
+    }
+
+    /// The queue without a `.DQ`/`.XQ` suffix.
+    pub fn canonical_queue(&self) -> &str {
+        q_name(&self.queue_name)
+    }
+
+    /// `options.eta` (ms since the epoch), if the message is delayed.
+    pub fn eta(&self) -> Option<u64> {
+        self.options.get("eta").and_then(json_millis)
+    }
+
+    /// An option read as milliseconds (int or float).
+    pub fn option_millis(&self, key: &str) -> Option<u64> {
+        self.options.get(key).and_then(json_millis)
+    }
+
+    /// The workflow node this message runs, if it belongs to a workflow.
+    pub fn workflow(&self) -> Option<WorkflowRef> {
+        let wf = self.options.get(WORKFLOW_OPTION)?;
+        let id = wf.get("id")?.as_str()?.to_owned();
+        let node = u32::try_from(wf.get("node")?.as_u64()?).ok()?;
+        Some(WorkflowRef { id, node })
+    }
+}
+
+pub(crate) fn json_millis(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)),
+        _ => None,
+    }
+}
+
+/// The workflow and node a message belongs to (`options.workflow` on the wire).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkflowRef {
+    /// The workflow's id.
+    pub id: String,
+    /// The node's index in the workflow.
+    pub node: u32,
+}
+
+/// `X` for `X`, `X.DQ` and `X.XQ`.
+pub fn q_name(queue: &str) -> &str {
+    queue
+        .strip_suffix(".DQ")
+        .or_else(|| queue.strip_suffix(".XQ"))
+        .unwrap_or(queue)
+}
+
+/// The delay queue of a queue: `X.DQ`.
+pub fn dq_name(queue: &str) -> String {
+    format!("{}.DQ", q_name(queue))
+}
+
+/// The dead-letter queue of a queue: `X.XQ`.
+pub fn xq_name(queue: &str) -> String {
+    format!("{}.XQ", q_name(queue))
+}
+
+/// Whether `name` is a valid queue name for dramatiq: `[a-zA-Z_][a-zA-Z0-9._-]*`.
+pub fn is_valid_queue_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A message for the actor `A`, built by the constructor that `#[actor]` generates
+/// (`resize::message(42, 640)`).
+///
+/// Options set here override the actor's for this one message; they travel in `options` under
+/// dramatiq's names (`max_retries`, `min_backoff`, `max_backoff` and `time_limit`, `max_age` in ms).
+pub struct TypedMessage<A> {
+    message: Result<Message, (&'static str, String)>,
+    delay: Option<Duration>,
+    _actor: PhantomData<fn() -> A>,
+}
+
+impl<A> Clone for TypedMessage<A> {
+    fn clone(&self) -> Self {
+        TypedMessage { message: self.message.clone(), delay: self.delay, _actor: PhantomData }
+    }
+}
+
+impl<A> fmt::Debug for TypedMessage<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedMessage")
+            .field("message", &self.message)
+            .field("delay", &self.delay)
+            .finish()
+    }
+}
+
+impl<A: Actor> TypedMessage<A> {
+    /// Builds the message from arguments already converted with [`to_arg`](crate::actor::to_arg).
+    #[doc(hidden)]
+    pub fn from_args<const N: usize>(args: [serde_json::Result<Value>; N]) -> Self {
+        let message = args
+            .into_iter()
+            .collect::<serde_json::Result<Vec<_>>>()
+            .map(|args| Message::new(A::QUEUE, A::NAME, args))
+            .map_err(|e| (A::NAME, e.to_string()));
+        TypedMessage { message, delay: None, _actor: PhantomData }
+    }
+
+    /// Runs the message no earlier than `delay` from when it is sent.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// Overrides the actor's `max_retries` for this message.
+    pub fn with_max_retries(self, max_retries: u32) -> Self {
+        self.with_option("max_retries", Value::from(max_retries))
+    }
+
+    /// Overrides the actor's `min_backoff` for this message.
+    pub fn with_min_backoff(self, backoff: Duration) -> Self {
+        self.with_option("min_backoff", millis_value(backoff))
+    }
+
+    /// Overrides the actor's `max_backoff` for this message.
+    pub fn with_max_backoff(self, backoff: Duration) -> Self {
+        self.with_option("max_backoff", millis_value(backoff))
+    }
+
+    /// Overrides the actor's `time_limit` for this message.
+    pub fn with_time_limit(self, limit: Duration) -> Self {
+        self.with_option("time_limit", millis_value(limit))
+    }
+
+    /// Overrides the actor's `max_age` for this message.
+    pub fn with_max_age(self, age: Duration) -> Self {
+        self.with_option("max_age", millis_value(age))
+    }
+
+    /// Sets any option (dramatiq's or your own) on the message.
+    pub fn with_option(mut self, key: impl Into<String>, value: Value) -> Self {
+        if let Ok(m) = &mut self.message {
+            m.options.insert(key.into(), value);
+        }
+        self
+    }
+
+    /// The delay given with [`with_delay`](Self::with_delay).
+    pub fn delay(&self) -> Option<Duration> {
+        self.delay
+    }
+
+    /// The wire message, or the error met while encoding an argument.
+    pub fn into_message(self) -> Result<Message> {
+        self.message.map_err(|(actor, e)| Error::Encode {
+            actor,
+            source: <serde_json::Error as serde::de::Error>::custom(e),
+        })
+    }
+
+    /// The wire message and the delay, or the error met while encoding an argument.
+    pub fn into_parts(self) -> Result<(Message, Option<Duration>)> {
+        let delay = self.delay;
+        self.into_message().map(|m| (m, delay))
+    }
+
+    /// Enqueues the message on `broker`; returns its `message_id`.
+    pub async fn send<B: Broker + ?Sized>(self, broker: &B) -> Result<String> {
+        let (message, delay) = self.into_parts()?;
+        let id = message.message_id.clone();
+        broker.enqueue(message, delay).await?;
+        Ok(id)
+    }
+}
+
+fn millis_value(d: Duration) -> Value {
+    Value::from(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,525 @@
+//! The [`Worker`]: fetches messages, runs their actors, retries failures and advances
+//! workflows.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::actor::{ActorEntry, Registry, TaskError};
+use crate::broker::{Broker, Delivery, Settlement};
+use crate::error::{Error, Result};
+use crate::message::{dq_name, now_millis, q_name, Message};
+use crate::retry::{RetryPolicy, DEFAULT_TIME_LIMIT};
+
+/// Runs actors for the messages on a broker's queues.
+///
+/// ```no_run
+/// # async fn run() -> workflow_runtime::Result<()> {
+/// use workflow_runtime::{MemoryBroker, Worker};
+///
+/// let broker = MemoryBroker::new();
+/// Worker::new(broker)
+///     .concurrency(32)
+///     .run_until(async { tokio::signal::ctrl_c().await.ok(); })
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct Worker {
+    broker: Arc<dyn Broker>,
+    registry: Option<Registry>,
+    queues: Option<Vec<String>>,
+    concurrency: usize,
+    prefetch: Option<usize>,
+    delay_prefetch: usize,
+    grace: Duration,
+    max_poll_interval: Duration,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("queues", &self.queues)
+            .field("concurrency", &self.concurrency)
+            .field("prefetch", &self.prefetch)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker on `broker` for every actor linked into the binary, with 8 tasks at a time.
+    pub fn new(broker: impl Broker) -> Self {
+        Worker {
+            broker: Arc::new(broker),
+            registry: None,
+            queues: None,
+            concurrency: 8,
+            prefetch: None,
+            delay_prefetch: 1000,
+            grace: Duration::from_secs(30),
+            max_poll_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// How many tasks run at once (default 8).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Consumes only these queues (default: the queues of all registered actors).
+    pub fn queues<I: IntoIterator<Item = S>, S: Into<String>>(mut self, queues: I) -> Self {
+        self.queues = Some(queues.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How many messages of one queue this worker holds at most, running or waiting to run
+    /// (default: twice the concurrency).
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = Some(n.max(1));
+        self
+    }
+
+    /// How many delayed messages of one queue this worker holds at most (default 1000).
+    pub fn delay_prefetch(mut self, n: usize) -> Self {
+        self.delay_prefetch = n.max(1);
+        self
+    }
+
+    /// How long running tasks may take to finish after shutdown starts (default 30 s); tasks
+    /// still running then are stopped and their messages given back.
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The longest pause between polls of an idle queue (default 1 s). Brokers that can tell
+    /// when work arrives wake the worker sooner.
+    pub fn max_poll_interval(mut self, interval: Duration) -> Self {
+        self.max_poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Runs these actors instead of every linked one.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Runs until `shutdown` resolves, then stops fetching, gives back messages not started,
+    /// lets running tasks finish within the grace period, and returns.
+    ///
+    /// During the grace period a Ctrl-C (SIGINT) or SIGTERM stops at once; the messages of
+    /// tasks still running are given back.
+    ///
+    /// Fails at once if two linked actors share a name, or if a queue name is invalid.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+        let registry = match self.registry {
+            Some(r) => r,
+            None => Registry::linked()?,
+        };
+        let queues = self.queues.clone().unwrap_or_else(|| registry.queues());
+        for q in &queues {
+            if !crate::message::is_valid_queue_name(q) || q_name(q) != q {
+                return Err(Error::InvalidQueueName(q.clone()));
+            }
+        }
+        let prefetch = self.prefetch.unwrap_or(self.concurrency * 2);
+        let shared = Arc::new(Shared {
+            broker: self.broker.clone(),
+            registry,
+            permits: Arc::new(Semaphore::new(self.concurrency)),
+            stop: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            running: Mutex::new(HashMap::new()),
+            max_poll_interval: self.max_poll_interval,
+        });
+        let (settle_tx, settle_rx) = mpsc::unbounded_channel();
+        let flusher = tokio::spawn(flush(self.broker.clone(), settle_rx));
+
+        let mut all_queues = Vec::new();
+        let mut consumers = Vec::new();
+        for q in &queues {
+            for (name, limit) in [(q.clone(), prefetch), (dq_name(q), self.delay_prefetch)] {
+                all_queues.push(name.clone());
+                let c = Consumer {
+                    shared: shared.clone(),
+                    queue: Arc::from(name.as_str()),
+                    names: vec![name],
+                    limit,
+                    outstanding: Arc::new(Outstanding::default()),
+                    settle: settle_tx.clone(),
+                };
+                consumers.push(tokio::spawn(c.run()));
+            }
+        }
+        let heartbeat = {
+            let shared = shared.clone();
+            let queues = all_queues.clone();
+            tokio::spawn(async move {
+                let every = shared.broker.heartbeat_interval();
+                loop {
+                    if let Err(e) = shared.broker.heartbeat(&queues).await {
+                        warn!(error = %e, "heartbeat failed");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = shared.stop.cancelled() => break,
+                    }
+                }
+            })
+        };
+        info!(queues = ?queues, concurrency = self.concurrency, "worker started");
+
+        shutdown.await;
+        info!("worker stopping: no new messages; waiting for running tasks");
+        shared.stop.cancel();
+        for c in consumers {
+            let _ = c.await;
+        }
+        shared.tracker.close();
+        let in_time = tokio::select! {
+            _ = shared.tracker.wait() => true,
+            _ = tokio::time::sleep(self.grace) => false,
+            _ = second_signal() => false,
+        };
+        if !in_time {
+            let running: Vec<_> = shared.running.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+            warn!(tasks = running.len(), "stopping tasks still running; their messages are given back");
+            for ((queue, receipt), abort) in running {
+                abort.abort();
+                let _ = settle_tx.send(Settlement::Requeue { queue, receipt });
+            }
+            shared.tracker.wait().await;
+        }
+        drop(settle_tx);
+        let _ = flusher.await;
+        let _ = heartbeat.await;
+        info!("worker stopped");
+        Ok(())
+    }
+}
+
+async fn second_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM: the usual `shutdown` for
+/// [`Worker::run_until`].
+pub async fn shutdown_signal() {
+    second_signal().await
+}
+
+struct Shared {
+    broker: Arc<dyn Broker>,
+    registry: Registry,
+    permits: Arc<Semaphore>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    running: Mutex<HashMap<(Arc<str>, String), AbortHandle>>,
+    max_poll_interval: Duration,
+}
+
+/// Messages of one consumer that are fetched and not yet settled.
+#[derive(Default)]
+struct Outstanding {
+    count: AtomicUsize,
+    freed: Notify,
+}
+
+impl Outstanding {
+    fn release(&self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.freed.notify_one();
+    }
+}
+
+struct Consumer {
+    shared: Arc<Shared>,
+    queue: Arc<str>,
+    names: Vec<String>,
+    limit: usize,
+    outstanding: Arc<Outstanding>,
+    settle: mpsc::UnboundedSender<Settlement>,
+}
+
+impl Consumer {
+    async fn run(self) {
+        let stop = self.shared.stop.clone();
+        let mut misses: u32 = 0;
+        loop {
+            if stop.is_cancelled() {
+                break;
+            }
+            let held = self.outstanding.count.load(Ordering::Acquire);
+            if held >= self.limit {
+                tokio::select! {
+                    _ = self.outstanding.freed.notified() => {}
+                    _ = stop.cancelled() => break,
+                }
+                continue;
+            }
+            let fetched = tokio::select! {
+                r = self.shared.broker.fetch(&self.queue, self.limit - held) => r,
+                _ = stop.cancelled() => break,
+            };
+            match fetched {
+                Err(e) => {
+                    warn!(queue = %self.queue, error = %e, "fetch failed; retrying");
+                    misses = misses.saturating_add(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(poll_pause(misses, self.shared.max_poll_interval)) => {}
+                        _ = stop.cancelled() => break,
+                    }
+                }
+                Ok(batch) if batch.is_empty() => {
+                    misses = misses.saturating_add(1);
+                    let pause = poll_pause(misses, self.shared.max_poll_interval);
+                    tokio::select! {
+                        _ = self.shared.broker.wait_for_work(&self.names, pause) => {}
+                        _ = stop.cancelled() => break,
+                    }
+                }
+                Ok(batch) => {
+                    misses = 0;
+                    self.outstanding.count.fetch_add(batch.len(), Ordering::AcqRel);
+                    let mut batch = batch.into_iter();
+                    while let Some(d) = batch.next() {
+                        if !self.dispatch(d).await {
+                            for d in batch.by_ref() {
+                                self.give_back(d);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn give_back(&self, d: Delivery) {
+        let _ = self.settle.send(Settlement::Requeue { queue: d.queue, receipt: d.receipt });
+        self.outstanding.release();
+    }
+
+    fn settle_now(&self, s: Settlement) {
+        let _ = self.settle.send(s);
+        self.outstanding.release();
+    }
+
+    /// Starts one delivery; `false` if the worker is stopping (the delivery was given back).
+    async fn dispatch(&self, d: Delivery) -> bool {
+        let message = match Message::decode(&d.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                error!(queue = %d.queue, receipt = %d.receipt, error = %e, "undecodable message; dead-lettering it");
+                self.settle_now(Settlement::DeadLetter {
+                    queue: d.queue,
+                    receipt: d.receipt,
+                    reason: e.to_string(),
+                    workflow: None,
+                });
+                return true;
+            }
+        };
+        let is_delay_queue = d.queue.ends_with(".DQ");
+        if is_delay_queue || message.eta().is_some() {
+            self.hold_delayed(d, message);
+            return true;
+        }
+        let permit = tokio::select! {
+            p = self.shared.permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = self.shared.stop.cancelled() => {
+                self.give_back(d);
+                return false;
+            }
+        };
+        let shared = self.shared.clone();
+        let settle = self.settle.clone();
+        let outstanding = self.outstanding.clone();
+        let key = (d.queue.clone(), d.receipt.clone());
+        let task = self.shared.tracker.spawn(async move {
+            let s = execute(&shared, d, message).await;
+            shared.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&(s.queue().clone(), s.receipt().to_owned()));
+            let _ = settle.send(s);
+            outstanding.release();
+            drop(permit);
+        });
+        let mut running = self.shared.running.lock().unwrap_or_else(|e| e.into_inner());
+        if !task.is_finished() {
+            running.insert(key, task.abort_handle());
+        }
+        true
+    }
+
+    /// Keeps a delayed message until its `eta`, then moves it to its queue.
+    fn hold_delayed(&self, d: Delivery, mut message: Message) {
+        let eta = message.eta().unwrap_or(0);
+        let wait = Duration::from_millis(eta.saturating_sub(now_millis()));
+        let stop = self.shared.stop.clone();
+        let settle = self.settle.clone();
+        let outstanding = self.outstanding.clone();
+        self.shared.tracker.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {
+                    message.options.remove("eta");
+                    message.queue_name = q_name(&message.queue_name).to_owned();
+                    let _ = settle.send(Settlement::Replace { queue: d.queue, receipt: d.receipt, message, delay: None });
+                }
+                _ = stop.cancelled() => {
+                    let _ = settle.send(Settlement::Requeue { queue: d.queue, receipt: d.receipt });
+                }
+            }
+            outstanding.release();
+        });
+    }
+}
+
+/// dramatiq's idle backoff: 5 ms doubling per empty poll, capped.
+fn poll_pause(misses: u32, cap: Duration) -> Duration {
+    Duration::from_millis(5u64.saturating_mul(1u64 << misses.min(20))).min(cap)
+}
+
+/// Runs one message and says how to settle it.
+async fn execute(shared: &Shared, d: Delivery, message: Message) -> Settlement {
+    let workflow = message.workflow();
+    let span = tracing::info_span!(
+        "task",
+        actor = %message.actor_name,
+        message_id = %message.message_id,
+        queue = %d.queue,
+    );
+    let dead = |reason: String| {
+        error!(parent: &span, reason = %reason, "dead-lettering message");
+        Settlement::DeadLetter { queue: d.queue.clone(), receipt: d.receipt.clone(), reason, workflow: workflow.clone() }
+    };
+    let actor: &ActorEntry = match shared.registry.get(&message.actor_name) {
+        Some(a) => a,
+        None => {
+            return dead(format!(
+                "unknown actor `{}`: no actor of that name is linked into this worker",
+                message.actor_name
+            ))
+        }
+    };
+    if let Some(max_age) = message.option_millis("max_age").map(Duration::from_millis).or(actor.options.max_age) {
+        let age = Duration::from_millis(now_millis().saturating_sub(message.timestamp_millis()));
+        if age >= max_age {
+            return dead(format!("message is {age:?} old, older than max_age {max_age:?}"));
+        }
+    }
+    let time_limit = message
+        .option_millis("time_limit")
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .or(actor.options.time_limit)
+        .unwrap_or(DEFAULT_TIME_LIMIT);
+    let outcome = async {
+        debug!("running");
+        let fut = (actor.handler)(message.args.clone(), message.kwargs.clone())?;
+        match tokio::time::timeout(time_limit, CatchUnwind(fut)).await {
+            Err(_) => Err(TaskError::new(format!("time limit of {time_limit:?} exceeded"))),
+            Ok(Err(panic)) => Err(TaskError::new(format!("panicked: {}", panic_message(panic.as_ref())))),
+            Ok(Ok(r)) => r,
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    match outcome {
+        Ok(()) => {
+            debug!(parent: &span, "done");
+            match workflow {
+                Some(workflow) => Settlement::Complete { queue: d.queue, receipt: d.receipt, workflow },
+                None => Settlement::Ack { queue: d.queue, receipt: d.receipt },
+            }
+        }
+        Err(e) if e.retryable => {
+            let retries = message.options.get("retries").and_then(Value::as_u64).unwrap_or(0);
+            let policy = RetryPolicy::for_message(&message, &actor.options);
+            match policy.next_delay(retries.min(u64::from(u32::MAX)) as u32) {
+                None => dead(format!("{} (retries exhausted after {retries} retries)", e.message)),
+                Some(delay) => {
+                    warn!(parent: &span, error = %e.message, retry = retries + 1, ?delay, "attempt failed; retrying");
+                    let mut retry = message;
+                    retry.options.insert("retries".into(), Value::from(retries + 1));
+                    retry.options.insert("traceback".into(), Value::from(e.message));
+                    retry.options.insert("requeue_timestamp".into(), Value::from(now_millis()));
+                    retry.options.remove("eta");
+                    retry.queue_name = q_name(&retry.queue_name).to_owned();
+                    Settlement::Replace { queue: d.queue, receipt: d.receipt, message: retry, delay: Some(delay) }
+                }
+            }
+        }
+        Err(e) => dead(e.message),
+    }
+}
+
+/// Sends settlements to the broker in batches: everything that piled up while the previous
+/// batch was in flight goes in the next one, so an idle worker settles at once.
+async fn flush(broker: Arc<dyn Broker>, mut rx: mpsc::UnboundedReceiver<Settlement>) {
+    const MAX_BATCH: usize = 256;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match broker.settle(batch.clone()).await {
+                Ok(_) => break,
+                Err(e) => {
+                    error!(error = %e, messages = batch.len(), "settling messages failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".into())
+}

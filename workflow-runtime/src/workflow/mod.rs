@@ -1,0 +1,303 @@
+//! Workflows: chains and groups of actor messages, nested to any depth, with delays.
+//!
+//! A [`Workflow`] is a tree of steps (one actor message each), chains (run in sequence), groups
+//! (run in parallel) and delays. [`Workflow::run`] flattens it into a [`Plan`] of task nodes and
+//! join nodes and submits it in one atomic step; the broker then advances it exactly once per
+//! completed node.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::actor::Actor;
+use crate::broker::Broker;
+use crate::error::{Error, Result};
+use crate::message::{Message, TypedMessage, WORKFLOW_OPTION};
+
+mod engine;
+mod plan;
+mod status;
+
+pub use engine::{Effects, State};
+pub use plan::{Next, Plan, PlanJoin, PlanTask};
+pub use status::{NodeState, NodeStatus, WorkflowFailure, WorkflowHandle, WorkflowState, WorkflowStatus};
+
+/// The built-in actor that stands for an empty element with a delay (as in dramatiq-workflow).
+pub const NOOP_ACTOR: &str = "workflow_noop";
+/// The queue of [`NOOP_ACTOR`].
+pub const NOOP_QUEUE: &str = "default";
+/// How long a finished workflow's state is kept by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Clone, Debug)]
+enum Element {
+    Step(std::result::Result<Message, (&'static str, String)>),
+    Chain(Vec<Element>),
+    Group(Vec<Element>),
+    Delay(Duration, Box<Element>),
+}
+
+/// A workflow: a step, a chain, a group or a delayed element, nested to any depth.
+///
+/// Usually written with the `workflow!` macro; this is the builder API it expands to.
+///
+/// ```
+/// use std::time::Duration;
+/// use workflow_runtime::workflow::{Chain, Group, Workflow};
+/// # use workflow_runtime::Message;
+/// # let msg = |n: &str| Workflow::message(Message::new("default", n, vec![]));
+/// let wf = Chain::new()
+///     .then(msg("a"))
+///     .then(Group::new().with(msg("b")).with(msg("c")))
+///     .then(Workflow::delay(Duration::from_secs(1), msg("d")));
+/// let wf = Workflow::from(wf);
+/// assert_eq!(wf.plan().unwrap().len(), 4);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    root: Element,
+    on_success: Option<Element>,
+    on_failure: Option<Element>,
+    retention: Duration,
+}
+
+impl Workflow {
+    fn new(root: Element) -> Self {
+        Workflow { root, on_success: None, on_failure: None, retention: DEFAULT_RETENTION }
+    }
+
+    /// A workflow of one raw message (its delay option, if any, is not read).
+    pub fn message(message: Message) -> Self {
+        Workflow::new(Element::Step(Ok(message)))
+    }
+
+    /// Runs the elements one after the other.
+    pub fn chain<I: IntoIterator<Item = W>, W: Into<Workflow>>(elements: I) -> Self {
+        Workflow::new(Element::Chain(elements.into_iter().map(|w| w.into().root).collect()))
+    }
+
+    /// Runs the elements in parallel; the group completes when all of them did. An empty group
+    /// completes at once.
+    pub fn group<I: IntoIterator<Item = W>, W: Into<Workflow>>(elements: I) -> Self {
+        Workflow::new(Element::Group(elements.into_iter().map(|w| w.into().root).collect()))
+    }
+
+    /// Starts `element` `delay` after its predecessor finished (or after submission).
+    pub fn delay(delay: Duration, element: impl Into<Workflow>) -> Self {
+        Workflow::new(Element::Delay(delay, Box::new(element.into().root)))
+    }
+
+    /// Enqueues `message` once when the whole workflow succeeded.
+    pub fn on_success(mut self, message: impl Into<Workflow>) -> Self {
+        self.on_success = Some(message.into().root);
+        self
+    }
+
+    /// Enqueues `message` once when a node of the workflow fails for good (its retries are
+    /// exhausted). The message gets the option `workflow_failure` with the workflow id, node,
+    /// actor and error.
+    pub fn on_failure(mut self, message: impl Into<Workflow>) -> Self {
+        self.on_failure = Some(message.into().root);
+        self
+    }
+
+    /// How long the broker keeps the state of the workflow after it finished (default 7 days).
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Flattens the workflow into a plan with a fresh id.
+    pub fn plan(&self) -> Result<Plan> {
+        self.plan_with_id(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Flattens the workflow into a plan with the given id.
+    pub fn plan_with_id(&self, id: String) -> Result<Plan> {
+        let callback = |e: &Option<Element>| -> Result<Option<Message>> {
+            match e {
+                None => Ok(None),
+                Some(Element::Step(m)) => step_message(m).map(Some),
+                Some(_) => Err(Error::Config(
+                    "on_success and on_failure take one actor message, not a chain or group".into(),
+                )),
+            }
+        };
+        let mut builder = Builder { id, tasks: Vec::new(), joins: Vec::new(), starts: Vec::new() };
+        let entry = match prune(&self.root) {
+            Some(root) => builder.build(&root, Next::End, Duration::ZERO)?,
+            None => Vec::new(),
+        };
+        Ok(Plan {
+            on_success: callback(&self.on_success)?,
+            on_failure: callback(&self.on_failure)?,
+            id: builder.id,
+            tasks: builder.tasks,
+            joins: builder.joins,
+            starts: builder.starts,
+            entry,
+            retention: self.retention,
+        })
+    }
+
+    /// Submits the workflow to `broker` and returns at once; the workflow runs in the
+    /// background. The returned handle reports its status, cancels it, or waits for it.
+    pub async fn run<B: Broker + Clone>(self, broker: &B) -> Result<WorkflowHandle> {
+        let plan = self.plan()?;
+        let id = plan.id.clone();
+        broker.submit_workflow(plan).await?;
+        Ok(WorkflowHandle::new(id, Arc::new(broker.clone())))
+    }
+}
+
+fn step_message(m: &std::result::Result<Message, (&'static str, String)>) -> Result<Message> {
+    m.clone().map_err(|(actor, e)| Error::Encode {
+        actor,
+        source: <serde_json::Error as serde::de::Error>::custom(e),
+    })
+}
+
+/// Removes run-time-empty groups and chains; an empty element with a delay becomes a
+/// `workflow_noop` step so that the delay is kept.
+fn prune(e: &Element) -> Option<Element> {
+    match e {
+        Element::Step(_) => Some(e.clone()),
+        Element::Chain(cs) => {
+            let cs: Vec<_> = cs.iter().filter_map(prune).collect();
+            (!cs.is_empty()).then_some(Element::Chain(cs))
+        }
+        Element::Group(cs) => {
+            let cs: Vec<_> = cs.iter().filter_map(prune).collect();
+            (!cs.is_empty()).then_some(Element::Group(cs))
+        }
+        Element::Delay(d, inner) => match prune(inner) {
+            Some(inner) => Some(Element::Delay(*d, Box::new(inner))),
+            None if d.is_zero() => None,
+            None => Some(Element::Delay(
+                *d,
+                Box::new(Element::Step(Ok(Message::new(NOOP_QUEUE, NOOP_ACTOR, Vec::new())))),
+            )),
+        },
+    }
+}
+
+struct Builder {
+    id: String,
+    tasks: Vec<PlanTask>,
+    joins: Vec<PlanJoin>,
+    starts: Vec<Vec<u32>>,
+}
+
+impl Builder {
+    /// Adds the nodes of `e` (already pruned: never empty) whose completion leads to `next`,
+    /// and returns the tasks that start when `e` starts.
+    fn build(&mut self, e: &Element, next: Next, delay: Duration) -> Result<Vec<u32>> {
+        match e {
+            Element::Step(m) => {
+                let mut message = step_message(m)?;
+                let node = u32::try_from(self.tasks.len())
+                    .map_err(|_| Error::Config("a workflow has at most 2^32 tasks".into()))?;
+                let mut wf = Map::new();
+                wf.insert("id".into(), Value::from(self.id.clone()));
+                wf.insert("node".into(), Value::from(node));
+                message.options.insert(WORKFLOW_OPTION.into(), Value::Object(wf));
+                let delay = (!delay.is_zero()).then_some(delay);
+                self.tasks.push(PlanTask { message, delay, next });
+                Ok(vec![node])
+            }
+            Element::Delay(d, inner) => self.build(inner, next, delay + *d),
+            Element::Chain(cs) => {
+                let mut next = next;
+                for (i, c) in cs.iter().enumerate().rev() {
+                    if i == 0 {
+                        return self.build(c, next, delay);
+                    }
+                    let entry = self.build(c, next, Duration::ZERO)?;
+                    next = Next::Start(self.starts.len() as u32);
+                    self.starts.push(entry);
+                }
+                unreachable!("pruned chains are not empty")
+            }
+            Element::Group(cs) => {
+                let join = self.joins.len() as u32;
+                self.joins.push(PlanJoin { count: cs.len() as u32, next });
+                let mut entry = Vec::new();
+                for c in cs {
+                    entry.extend(self.build(c, Next::Join(join), delay)?);
+                }
+                Ok(entry)
+            }
+        }
+    }
+}
+
+impl<A: Actor> From<TypedMessage<A>> for Workflow {
+    /// A step; a delay given with `with_delay` becomes a delay before the step.
+    fn from(m: TypedMessage<A>) -> Self {
+        let delay = m.delay();
+        let step = Workflow::new(Element::Step(m.into_message().map_err(|e| (A::NAME, e.to_string()))));
+        match delay {
+            Some(d) => Workflow::delay(d, step),
+            None => step,
+        }
+    }
+}
+
+/// A chain under construction: its elements run one after the other.
+#[derive(Clone, Debug, Default)]
+pub struct Chain(Vec<Workflow>);
+
+impl Chain {
+    /// An empty chain.
+    pub fn new() -> Self {
+        Chain(Vec::new())
+    }
+
+    /// Appends an element.
+    pub fn then(mut self, element: impl Into<Workflow>) -> Self {
+        self.0.push(element.into());
+        self
+    }
+}
+
+impl From<Chain> for Workflow {
+    fn from(c: Chain) -> Self {
+        Workflow::chain(c.0)
+    }
+}
+
+/// A group under construction: its elements run in parallel.
+#[derive(Clone, Debug, Default)]
+pub struct Group(Vec<Workflow>);
+
+impl Group {
+    /// An empty group.
+    pub fn new() -> Self {
+        Group(Vec::new())
+    }
+
+    /// Adds an element.
+    pub fn with(mut self, element: impl Into<Workflow>) -> Self {
+        self.0.push(element.into());
+        self
+    }
+}
+
+impl From<Group> for Workflow {
+    fn from(g: Group) -> Self {
+        Workflow::group(g.0)
+    }
+}
+
+impl<W: Into<Workflow>> FromIterator<W> for Group {
+    fn from_iter<I: IntoIterator<Item = W>>(iter: I) -> Self {
+        Group(iter.into_iter().map(Into::into).collect())
+    }
+}
+
+impl<W: Into<Workflow>> FromIterator<W> for Chain {
+    fn from_iter<I: IntoIterator<Item = W>>(iter: I) -> Self {
+        Chain(iter.into_iter().map(Into::into).collect())
+    }
+}
