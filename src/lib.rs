@@ -2,15 +2,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
-// macros come with the macro crate
-pub use workflow_runtime::{
-    actor::Registry, broker, error, message, retry, worker, workflow, Actor, ActorOptions, Broker,
-    Error, MemoryBroker, Message, Result, TypedMessage, Worker,
+pub use workflow_runtime::actor::{ActorEntry, Registry, TaskError};
+pub use workflow_runtime::broker::{self, Broker, Delivery, QueueStats, Settlement};
+pub use workflow_runtime::error::{Error, Result};
+pub use workflow_runtime::message::{self, Message, TypedMessage, WorkflowRef};
+pub use workflow_runtime::worker::{shutdown_signal, Worker};
+pub use workflow_runtime::workflow as engine;
+pub use workflow_runtime::workflow::{
+    Chain, Group, NodeState, NodeStatus, Workflow, WorkflowHandle, WorkflowState, WorkflowStatus,
 };
+#[cfg(feature = "redis")]
+pub use workflow_runtime::RedisBroker;
+pub use workflow_runtime::{retry, Actor, ActorOptions, MemoryBroker};
 
 /// Everything needed to define actors, build workflows and run a worker.
 pub mod prelude {
-
     pub use workflow_runtime::{Broker, MemoryBroker, Worker};
 }
 
@@ -20,4 +26,5 @@ pub mod __private {
     pub use serde_json::{Map, Value};
     pub use workflow_runtime::actor::*;
     pub use workflow_runtime::message::TypedMessage;
+    pub use workflow_runtime::workflow::{Next, StaticPlan, StaticTask, Workflow};
 }

@@ -69,12 +69,18 @@ pub struct TaskError {
 impl TaskError {
     /// A failed attempt that may be retried.
     pub fn new(message: impl Into<String>) -> Self {
-        TaskError { message: message.into(), retryable: true }
+        TaskError {
+            message: message.into(),
+            retryable: true,
+        }
     }
 
     /// A failure that retrying cannot fix.
     pub fn permanent(message: impl Into<String>) -> Self {
-        TaskError { message: message.into(), retryable: false }
+        TaskError {
+            message: message.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -138,7 +144,11 @@ impl Registry {
             } else {
                 (entry.location, first.location)
             };
-            return Err(Error::DuplicateActor { name: entry.name, first: a.into(), second: b.into() });
+            return Err(Error::DuplicateActor {
+                name: entry.name,
+                first: a.into(),
+                second: b.into(),
+            });
         }
         self.actors.insert(entry.name, entry);
         Ok(())
@@ -259,9 +269,15 @@ pub fn bind_args(
 
 /// Decodes the argument `name` of `actor` from its JSON value.
 #[doc(hidden)]
-pub fn take_arg<T: DeserializeOwned>(actor: &str, name: &str, value: Value) -> Result<T, TaskError> {
+pub fn take_arg<T: DeserializeOwned>(
+    actor: &str,
+    name: &str,
+    value: Value,
+) -> Result<T, TaskError> {
     serde_json::from_value(value).map_err(|e| {
-        TaskError::permanent(format!("actor `{actor}`: argument `{name}` does not decode: {e}"))
+        TaskError::permanent(format!(
+            "actor `{actor}`: argument `{name}` does not decode: {e}"
+        ))
     })
 }
 

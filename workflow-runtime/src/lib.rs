@@ -22,7 +22,9 @@ pub use broker::{Broker, Delivery, QueueStats, Settlement};
 pub use error::{Error, Result};
 pub use message::{Message, TypedMessage, WorkflowRef};
 pub use worker::{shutdown_signal, Worker};
-pub use workflow::{Chain, Group, NodeState, Workflow, WorkflowHandle, WorkflowState, WorkflowStatus};
+pub use workflow::{
+    Chain, Group, NodeState, Workflow, WorkflowHandle, WorkflowState, WorkflowStatus,
+};
 
 fn noop_handler(
     _args: Vec<serde_json::Value>,

@@ -75,7 +75,11 @@ pub fn now_millis() -> u64 {
 
 impl Message {
     /// A new message for `actor_name` on `queue_name`, with a fresh id and timestamp.
-    pub fn new(queue_name: impl Into<String>, actor_name: impl Into<String>, args: Vec<Value>) -> Self {
+    pub fn new(
+        queue_name: impl Into<String>,
+        actor_name: impl Into<String>,
+        args: Vec<Value>,
+    ) -> Self {
         Message {
             queue_name: queue_name.into(),
             actor_name: actor_name.into(),
@@ -132,9 +136,11 @@ impl Message {
 
 pub(crate) fn json_millis(v: &Value) -> Option<u64> {
     match v {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)),
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f as u64)
+        }),
         _ => None,
     }
 }
@@ -186,7 +192,11 @@ pub struct TypedMessage<A> {
 
 impl<A> Clone for TypedMessage<A> {
     fn clone(&self) -> Self {
-        TypedMessage { message: self.message.clone(), delay: self.delay, _actor: PhantomData }
+        TypedMessage {
+            message: self.message.clone(),
+            delay: self.delay,
+            _actor: PhantomData,
+        }
     }
 }
 
@@ -208,7 +218,11 @@ impl<A: Actor> TypedMessage<A> {
             .collect::<serde_json::Result<Vec<_>>>()
             .map(|args| Message::new(A::QUEUE, A::NAME, args))
             .map_err(|e| (A::NAME, e.to_string()));
-        TypedMessage { message, delay: None, _actor: PhantomData }
+        TypedMessage {
+            message,
+            delay: None,
+            _actor: PhantomData,
+        }
     }
 
     /// Runs the message no earlier than `delay` from when it is sent.

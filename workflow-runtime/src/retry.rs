@@ -38,8 +38,12 @@ impl RetryPolicy {
                 .map(|n| n.min(u64::from(u32::MAX)) as u32)
                 .or(options.max_retries)
                 .unwrap_or(DEFAULT_MAX_RETRIES),
-            min_backoff: ms("min_backoff").or(options.min_backoff).unwrap_or(DEFAULT_MIN_BACKOFF),
-            max_backoff: ms("max_backoff").or(options.max_backoff).unwrap_or(DEFAULT_MAX_BACKOFF),
+            min_backoff: ms("min_backoff")
+                .or(options.min_backoff)
+                .unwrap_or(DEFAULT_MIN_BACKOFF),
+            max_backoff: ms("max_backoff")
+                .or(options.max_backoff)
+                .unwrap_or(DEFAULT_MAX_BACKOFF),
         }
     }
 

@@ -111,7 +111,11 @@ impl MemoryBroker {
 
     /// The messages on the dead-letter queue of `queue`, oldest first.
     pub fn dead_letters(&self, queue: &str) -> Vec<DeadLetter> {
-        self.lock().dead.get(q_name(queue)).cloned().unwrap_or_default()
+        self.lock()
+            .dead
+            .get(q_name(queue))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Puts raw bytes on a queue as if some other producer had written them (for tests of
@@ -119,7 +123,13 @@ impl MemoryBroker {
     pub fn enqueue_raw(&self, queue: &str, payload: Vec<u8>) {
         let mut st = self.lock();
         let receipt = st.receipt();
-        st.queue(queue).push(receipt, Stored { payload, workflow: None });
+        st.queue(queue).push(
+            receipt,
+            Stored {
+                payload,
+                workflow: None,
+            },
+        );
         drop(st);
         self.inner.changed.notify_waiters();
     }
@@ -152,7 +162,9 @@ impl St {
     }
 
     fn is_idle(&self) -> bool {
-        self.queues.values().all(|q| q.msgs.is_empty() && q.in_flight.is_empty())
+        self.queues
+            .values()
+            .all(|q| q.msgs.is_empty() && q.in_flight.is_empty())
     }
 
     /// Enqueues a message; returns the queue it became ready on, if not delayed.
@@ -167,16 +179,20 @@ impl St {
             }
             _ => Some(message.queue_name.clone()),
         };
-        message.options.insert("redis_message_id".into(), Value::from(receipt.clone()));
+        message
+            .options
+            .insert("redis_message_id".into(), Value::from(receipt.clone()));
         let workflow = message.workflow();
         if let Some(w) = &workflow {
             if let Some(wf) = self.workflows.get_mut(&w.id) {
-                wf.receipts.insert(w.node, (message.queue_name.clone(), receipt.clone()));
+                wf.receipts
+                    .insert(w.node, (message.queue_name.clone(), receipt.clone()));
             }
         }
         let queue = message.queue_name.clone();
         let payload = message.encode();
-        self.queue(&queue).push(receipt, Stored { payload, workflow });
+        self.queue(&queue)
+            .push(receipt, Stored { payload, workflow });
         ready
     }
 
@@ -184,11 +200,17 @@ impl St {
         for (m, d) in fx.enqueue {
             woke.extend(self.enqueue(m, d));
         }
-        let Some(wf) = self.workflows.get_mut(id) else { return };
+        let Some(wf) = self.workflows.get_mut(id) else {
+            return;
+        };
         if fx.finished {
             wf.finished_at = Some(Instant::now());
         }
-        let drop: Vec<_> = fx.skipped.iter().filter_map(|n| wf.receipts.get(n).cloned()).collect();
+        let drop: Vec<_> = fx
+            .skipped
+            .iter()
+            .filter_map(|n| wf.receipts.get(n).cloned())
+            .collect();
         for (queue, receipt) in drop {
             let q = self.queue(&queue);
             if !q.in_flight.contains(&receipt) {
@@ -199,7 +221,9 @@ impl St {
     }
 
     fn workflow_running(&self, w: &WorkflowRef) -> bool {
-        self.workflows.get(&w.id).is_none_or(|wf| !wf.state.state().is_finished())
+        self.workflows
+            .get(&w.id)
+            .is_none_or(|wf| !wf.state.state().is_finished())
     }
 
     fn settle(&mut self, s: Settlement, woke: &mut Vec<String>) {
@@ -207,14 +231,23 @@ impl St {
             Settlement::Ack { queue, receipt } => {
                 self.queue(&queue).take(&receipt);
             }
-            Settlement::Complete { queue, receipt, workflow } => {
+            Settlement::Complete {
+                queue,
+                receipt,
+                workflow,
+            } => {
                 self.queue(&queue).take(&receipt);
                 if let Some(wf) = self.workflows.get_mut(&workflow.id) {
                     let fx = wf.state.complete(workflow.node);
                     self.apply(&workflow.id, fx, woke);
                 }
             }
-            Settlement::Replace { queue, receipt, message, delay } => {
+            Settlement::Replace {
+                queue,
+                receipt,
+                message,
+                delay,
+            } => {
                 if self.queue(&queue).take(&receipt).is_some() {
                     let keep = message.workflow().is_none_or(|w| self.workflow_running(&w));
                     if keep {
@@ -222,12 +255,20 @@ impl St {
                     }
                 }
             }
-            Settlement::DeadLetter { queue, receipt, reason, workflow } => {
+            Settlement::DeadLetter {
+                queue,
+                receipt,
+                reason,
+                workflow,
+            } => {
                 if let Some(stored) = self.queue(&queue).take(&receipt) {
                     self.dead
                         .entry(q_name(&queue).to_owned())
                         .or_default()
-                        .push(DeadLetter { payload: stored.payload, reason: reason.clone() });
+                        .push(DeadLetter {
+                            payload: stored.payload,
+                            reason: reason.clone(),
+                        });
                 }
                 if let Some(w) = workflow {
                     if let Some(wf) = self.workflows.get_mut(&w.id) {
@@ -263,12 +304,20 @@ impl Broker for MemoryBroker {
         let mut running = Vec::new();
         if let Some(q) = st.queues.get_mut(queue) {
             while out.len() < max {
-                let Some(receipt) = q.ready.pop_front() else { break };
-                let Some(stored) = q.msgs.get(&receipt) else { continue };
+                let Some(receipt) = q.ready.pop_front() else {
+                    break;
+                };
+                let Some(stored) = q.msgs.get(&receipt) else {
+                    continue;
+                };
                 if let Some(w) = &stored.workflow {
                     running.push(w.clone());
                 }
-                out.push(Delivery { queue: name.clone(), receipt: receipt.clone(), payload: stored.payload.clone() });
+                out.push(Delivery {
+                    queue: name.clone(),
+                    receipt: receipt.clone(),
+                    payload: stored.payload.clone(),
+                });
                 q.in_flight.insert(receipt);
             }
         }
@@ -301,7 +350,8 @@ impl Broker for MemoryBroker {
         let stats = QueueStats {
             ready: get(q).map_or(0, |q| q.msgs.len() - q.in_flight.len()),
             delayed: get(&dq).map_or(0, |q| q.msgs.len() - q.in_flight.len()),
-            in_flight: get(q).map_or(0, |q| q.in_flight.len()) + get(&dq).map_or(0, |q| q.in_flight.len()),
+            in_flight: get(q).map_or(0, |q| q.in_flight.len())
+                + get(&dq).map_or(0, |q| q.in_flight.len()),
             dead: st.dead.get(q).map_or(0, Vec::len),
         };
         Box::pin(async move { Ok(stats) })
@@ -314,7 +364,9 @@ impl Broker for MemoryBroker {
             changed.as_mut().enable();
             let ready = {
                 let st = self.lock();
-                queues.iter().any(|q| st.queues.get(q).is_some_and(|q| !q.ready.is_empty()))
+                queues
+                    .iter()
+                    .any(|q| st.queues.get(q).is_some_and(|q| !q.ready.is_empty()))
             };
             if !ready {
                 let _ = tokio::time::timeout(timeout, changed).await;
@@ -325,11 +377,19 @@ impl Broker for MemoryBroker {
     fn submit_workflow(&self, plan: Plan) -> BoxFuture<'_, Result<()>> {
         let mut st = self.lock();
         st.workflows.retain(|_, wf| {
-            wf.finished_at.is_none_or(|t| t.elapsed() < wf.state.plan().retention)
+            wf.finished_at
+                .is_none_or(|t| t.elapsed() < wf.state.plan().retention)
         });
         let id = plan.id.clone();
         let (state, fx) = State::submit(plan);
-        st.workflows.insert(id.clone(), Wf { state, receipts: HashMap::new(), finished_at: None });
+        st.workflows.insert(
+            id.clone(),
+            Wf {
+                state,
+                receipts: HashMap::new(),
+                finished_at: None,
+            },
+        );
         let mut woke = Vec::new();
         st.apply(&id, fx, &mut woke);
         drop(st);

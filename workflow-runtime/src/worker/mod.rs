@@ -197,8 +197,16 @@ impl Worker {
             _ = second_signal() => false,
         };
         if !in_time {
-            let running: Vec<_> = shared.running.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
-            warn!(tasks = running.len(), "stopping tasks still running; their messages are given back");
+            let running: Vec<_> = shared
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain()
+                .collect();
+            warn!(
+                tasks = running.len(),
+                "stopping tasks still running; their messages are given back"
+            );
             for ((queue, receipt), abort) in running {
                 abort.abort();
                 let _ = settle_tx.send(Settlement::Requeue { queue, receipt });
@@ -308,7 +316,9 @@ impl Consumer {
                 }
                 Ok(batch) => {
                     misses = 0;
-                    self.outstanding.count.fetch_add(batch.len(), Ordering::AcqRel);
+                    self.outstanding
+                        .count
+                        .fetch_add(batch.len(), Ordering::AcqRel);
                     let mut batch = batch.into_iter();
                     while let Some(d) = batch.next() {
                         if !self.dispatch(d).await {
@@ -323,7 +333,10 @@ impl Consumer {
     }
 
     fn give_back(&self, d: Delivery) {
-        let _ = self.settle.send(Settlement::Requeue { queue: d.queue, receipt: d.receipt });
+        let _ = self.settle.send(Settlement::Requeue {
+            queue: d.queue,
+            receipt: d.receipt,
+        });
         self.outstanding.release();
     }
 
@@ -365,12 +378,20 @@ impl Consumer {
         let key = (d.queue.clone(), d.receipt.clone());
         let task = self.shared.tracker.spawn(async move {
             let s = execute(&shared, d, message).await;
-            shared.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&(s.queue().clone(), s.receipt().to_owned()));
+            shared
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(s.queue().clone(), s.receipt().to_owned()));
             let _ = settle.send(s);
             outstanding.release();
             drop(permit);
         });
-        let mut running = self.shared.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut running = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if !task.is_finished() {
             running.insert(key, task.abort_handle());
         }
@@ -416,7 +437,12 @@ async fn execute(shared: &Shared, d: Delivery, message: Message) -> Settlement {
     );
     let dead = |reason: String| {
         error!(parent: &span, reason = %reason, "dead-lettering message");
-        Settlement::DeadLetter { queue: d.queue.clone(), receipt: d.receipt.clone(), reason, workflow: workflow.clone() }
+        Settlement::DeadLetter {
+            queue: d.queue.clone(),
+            receipt: d.receipt.clone(),
+            reason,
+            workflow: workflow.clone(),
+        }
     };
     let actor: &ActorEntry = match shared.registry.get(&message.actor_name) {
         Some(a) => a,
@@ -427,10 +453,16 @@ async fn execute(shared: &Shared, d: Delivery, message: Message) -> Settlement {
             ))
         }
     };
-    if let Some(max_age) = message.option_millis("max_age").map(Duration::from_millis).or(actor.options.max_age) {
+    if let Some(max_age) = message
+        .option_millis("max_age")
+        .map(Duration::from_millis)
+        .or(actor.options.max_age)
+    {
         let age = Duration::from_millis(now_millis().saturating_sub(message.timestamp_millis()));
         if age >= max_age {
-            return dead(format!("message is {age:?} old, older than max_age {max_age:?}"));
+            return dead(format!(
+                "message is {age:?} old, older than max_age {max_age:?}"
+            ));
         }
     }
     let time_limit = message
@@ -443,8 +475,13 @@ async fn execute(shared: &Shared, d: Delivery, message: Message) -> Settlement {
         debug!("running");
         let fut = (actor.handler)(message.args.clone(), message.kwargs.clone())?;
         match tokio::time::timeout(time_limit, CatchUnwind(fut)).await {
-            Err(_) => Err(TaskError::new(format!("time limit of {time_limit:?} exceeded"))),
-            Ok(Err(panic)) => Err(TaskError::new(format!("panicked: {}", panic_message(panic.as_ref())))),
+            Err(_) => Err(TaskError::new(format!(
+                "time limit of {time_limit:?} exceeded"
+            ))),
+            Ok(Err(panic)) => Err(TaskError::new(format!(
+                "panicked: {}",
+                panic_message(panic.as_ref())
+            ))),
             Ok(Ok(r)) => r,
         }
     }
@@ -454,24 +491,49 @@ async fn execute(shared: &Shared, d: Delivery, message: Message) -> Settlement {
         Ok(()) => {
             debug!(parent: &span, "done");
             match workflow {
-                Some(workflow) => Settlement::Complete { queue: d.queue, receipt: d.receipt, workflow },
-                None => Settlement::Ack { queue: d.queue, receipt: d.receipt },
+                Some(workflow) => Settlement::Complete {
+                    queue: d.queue,
+                    receipt: d.receipt,
+                    workflow,
+                },
+                None => Settlement::Ack {
+                    queue: d.queue,
+                    receipt: d.receipt,
+                },
             }
         }
         Err(e) if e.retryable => {
-            let retries = message.options.get("retries").and_then(Value::as_u64).unwrap_or(0);
+            let retries = message
+                .options
+                .get("retries")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
             let policy = RetryPolicy::for_message(&message, &actor.options);
             match policy.next_delay(retries.min(u64::from(u32::MAX)) as u32) {
-                None => dead(format!("{} (retries exhausted after {retries} retries)", e.message)),
+                None => dead(format!(
+                    "{} (retries exhausted after {retries} retries)",
+                    e.message
+                )),
                 Some(delay) => {
                     warn!(parent: &span, error = %e.message, retry = retries + 1, ?delay, "attempt failed; retrying");
                     let mut retry = message;
-                    retry.options.insert("retries".into(), Value::from(retries + 1));
-                    retry.options.insert("traceback".into(), Value::from(e.message));
-                    retry.options.insert("requeue_timestamp".into(), Value::from(now_millis()));
+                    retry
+                        .options
+                        .insert("retries".into(), Value::from(retries + 1));
+                    retry
+                        .options
+                        .insert("traceback".into(), Value::from(e.message));
+                    retry
+                        .options
+                        .insert("requeue_timestamp".into(), Value::from(now_millis()));
                     retry.options.remove("eta");
                     retry.queue_name = q_name(&retry.queue_name).to_owned();
-                    Settlement::Replace { queue: d.queue, receipt: d.receipt, message: retry, delay: Some(delay) }
+                    Settlement::Replace {
+                        queue: d.queue,
+                        receipt: d.receipt,
+                        message: retry,
+                        delay: Some(delay),
+                    }
                 }
             }
         }

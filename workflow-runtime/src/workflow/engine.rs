@@ -92,7 +92,8 @@ impl State {
         if state == WorkflowState::Failed {
             if let (Some(m), Some(f)) = (&self.plan.on_failure, &self.failure) {
                 let mut m = m.clone();
-                m.options.insert("workflow_failure".into(), failure_option(&self.plan.id, f));
+                m.options
+                    .insert("workflow_failure".into(), failure_option(&self.plan.id, f));
                 fx.enqueue.push((m, None));
             }
         }
@@ -111,7 +112,9 @@ impl State {
     /// After the workflow stopped, the node is recorded as done but nothing starts.
     pub fn complete(&mut self, node: u32) -> Effects {
         let mut fx = Effects::default();
-        let Some(n) = self.nodes.get_mut(node as usize) else { return fx };
+        let Some(n) = self.nodes.get_mut(node as usize) else {
+            return fx;
+        };
         if matches!(*n, NodeState::Done | NodeState::Failed | NodeState::Waiting) {
             return fx;
         }
@@ -148,7 +151,9 @@ impl State {
     /// nodes are skipped. Only the first failure counts.
     pub fn fail(&mut self, node: u32, error: &str) -> Effects {
         let mut fx = Effects::default();
-        let Some(n) = self.nodes.get_mut(node as usize) else { return fx };
+        let Some(n) = self.nodes.get_mut(node as usize) else {
+            return fx;
+        };
         if matches!(*n, NodeState::Done | NodeState::Failed | NodeState::Waiting) {
             return fx;
         }
@@ -183,7 +188,10 @@ impl State {
                 .tasks
                 .iter()
                 .zip(&self.nodes)
-                .map(|(t, s)| NodeStatus { actor: t.message.actor_name.clone(), state: *s })
+                .map(|(t, s)| NodeStatus {
+                    actor: t.message.actor_name.clone(),
+                    state: *s,
+                })
                 .collect(),
             failure: self.failure.clone(),
         }

@@ -21,7 +21,9 @@ mod status;
 
 pub use engine::{Effects, State};
 pub use plan::{Next, Plan, PlanJoin, PlanTask};
-pub use status::{NodeState, NodeStatus, WorkflowFailure, WorkflowHandle, WorkflowState, WorkflowStatus};
+pub use status::{
+    NodeState, NodeStatus, WorkflowFailure, WorkflowHandle, WorkflowState, WorkflowStatus,
+};
 
 /// The built-in actor that stands for an empty element with a delay (as in dramatiq-workflow).
 pub const NOOP_ACTOR: &str = "workflow_noop";
@@ -36,6 +38,34 @@ enum Element {
     Chain(Vec<Element>),
     Group(Vec<Element>),
     Delay(Duration, Box<Element>),
+    /// A literal shape flattened at compile time by `workflow!`, with its steps and delays.
+    Static(&'static StaticPlan, Vec<Element>, Vec<Duration>),
+}
+
+/// The flattened shape of a `workflow!` literal (or a part of one without fan-outs or embedded
+/// expressions), computed at compile time. Task `i` is the literal's `i`-th step.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StaticPlan {
+    /// Per task: what its completion does (`End` = the literal's own continuation) and the
+    /// delay slots whose sum delays its start.
+    pub tasks: &'static [StaticTask],
+    /// Joins: member count and what happens when all members reported.
+    pub joins: &'static [(u32, Next)],
+    /// Start sets.
+    pub starts: &'static [&'static [u32]],
+    /// Tasks that start when the literal starts.
+    pub entry: &'static [u32],
+}
+
+/// One task of a [`StaticPlan`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StaticTask {
+    /// What its completion does.
+    pub next: Next,
+    /// Indexes into the literal's delay values; their sum delays the task's start.
+    pub delays: &'static [u16],
 }
 
 /// A workflow: a step, a chain, a group or a delayed element, nested to any depth.
@@ -64,7 +94,12 @@ pub struct Workflow {
 
 impl Workflow {
     fn new(root: Element) -> Self {
-        Workflow { root, on_success: None, on_failure: None, retention: DEFAULT_RETENTION }
+        Workflow {
+            root,
+            on_success: None,
+            on_failure: None,
+            retention: DEFAULT_RETENTION,
+        }
     }
 
     /// A workflow of one raw message (its delay option, if any, is not read).
@@ -74,13 +109,36 @@ impl Workflow {
 
     /// Runs the elements one after the other.
     pub fn chain<I: IntoIterator<Item = W>, W: Into<Workflow>>(elements: I) -> Self {
-        Workflow::new(Element::Chain(elements.into_iter().map(|w| w.into().root).collect()))
+        Workflow::new(Element::Chain(
+            elements.into_iter().map(|w| w.into().root).collect(),
+        ))
     }
 
     /// Runs the elements in parallel; the group completes when all of them did. An empty group
     /// completes at once.
     pub fn group<I: IntoIterator<Item = W>, W: Into<Workflow>>(elements: I) -> Self {
-        Workflow::new(Element::Group(elements.into_iter().map(|w| w.into().root).collect()))
+        Workflow::new(Element::Group(
+            elements.into_iter().map(|w| w.into().root).collect(),
+        ))
+    }
+
+    /// A literal flattened at compile time; `steps` are single-step workflows in step order.
+    #[doc(hidden)]
+    pub fn from_static(
+        plan: &'static StaticPlan,
+        steps: Vec<Workflow>,
+        delays: Vec<Duration>,
+    ) -> Self {
+        assert_eq!(
+            plan.tasks.len(),
+            steps.len(),
+            "a static plan has one step per task"
+        );
+        Workflow::new(Element::Static(
+            plan,
+            steps.into_iter().map(|w| w.root).collect(),
+            delays,
+        ))
     }
 
     /// Starts `element` `delay` after its predecessor finished (or after submission).
@@ -124,7 +182,12 @@ impl Workflow {
                 )),
             }
         };
-        let mut builder = Builder { id, tasks: Vec::new(), joins: Vec::new(), starts: Vec::new() };
+        let mut builder = Builder {
+            id,
+            tasks: Vec::new(),
+            joins: Vec::new(),
+            starts: Vec::new(),
+        };
         let entry = match prune(&self.root) {
             Some(root) => builder.build(&root, Next::End, Duration::ZERO)?,
             None => Vec::new(),
@@ -162,7 +225,7 @@ fn step_message(m: &std::result::Result<Message, (&'static str, String)>) -> Res
 /// `workflow_noop` step so that the delay is kept.
 fn prune(e: &Element) -> Option<Element> {
     match e {
-        Element::Step(_) => Some(e.clone()),
+        Element::Step(_) | Element::Static(..) => Some(e.clone()),
         Element::Chain(cs) => {
             let cs: Vec<_> = cs.iter().filter_map(prune).collect();
             (!cs.is_empty()).then_some(Element::Chain(cs))
@@ -176,7 +239,11 @@ fn prune(e: &Element) -> Option<Element> {
             None if d.is_zero() => None,
             None => Some(Element::Delay(
                 *d,
-                Box::new(Element::Step(Ok(Message::new(NOOP_QUEUE, NOOP_ACTOR, Vec::new())))),
+                Box::new(Element::Step(Ok(Message::new(
+                    NOOP_QUEUE,
+                    NOOP_ACTOR,
+                    Vec::new(),
+                )))),
             )),
         },
     }
@@ -201,27 +268,48 @@ impl Builder {
                 let mut wf = Map::new();
                 wf.insert("id".into(), Value::from(self.id.clone()));
                 wf.insert("node".into(), Value::from(node));
-                message.options.insert(WORKFLOW_OPTION.into(), Value::Object(wf));
+                message
+                    .options
+                    .insert(WORKFLOW_OPTION.into(), Value::Object(wf));
                 let delay = (!delay.is_zero()).then_some(delay);
-                self.tasks.push(PlanTask { message, delay, next });
+                self.tasks.push(PlanTask {
+                    message,
+                    delay,
+                    next,
+                });
                 Ok(vec![node])
             }
             Element::Delay(d, inner) => self.build(inner, next, delay + *d),
             Element::Chain(cs) => {
-                let mut next = next;
-                for (i, c) in cs.iter().enumerate().rev() {
-                    if i == 0 {
-                        return self.build(c, next, delay);
+                // Tasks are numbered in the literal's order: each later element's start set is
+                // reserved before the element before it is built.
+                let first = self.starts.len();
+                self.starts.extend((1..cs.len()).map(|_| Vec::new()));
+                let mut entry = Vec::new();
+                for (i, c) in cs.iter().enumerate() {
+                    let c_next = if i + 1 < cs.len() {
+                        Next::Start((first + i) as u32)
+                    } else {
+                        next
+                    };
+                    let c_delay = if i == 0 { delay } else { Duration::ZERO };
+                    let built = self.build(c, c_next, c_delay)?;
+                    match i {
+                        0 => entry = built,
+                        _ => self.starts[first + i - 1] = built,
                     }
-                    let entry = self.build(c, next, Duration::ZERO)?;
-                    next = Next::Start(self.starts.len() as u32);
-                    self.starts.push(entry);
                 }
-                unreachable!("pruned chains are not empty")
+                Ok(entry)
+            }
+            Element::Static(plan, steps, delays) => {
+                self.build_static(plan, steps, delays, next, delay)
             }
             Element::Group(cs) => {
                 let join = self.joins.len() as u32;
-                self.joins.push(PlanJoin { count: cs.len() as u32, next });
+                self.joins.push(PlanJoin {
+                    count: cs.len() as u32,
+                    next,
+                });
                 let mut entry = Vec::new();
                 for c in cs {
                     entry.extend(self.build(c, Next::Join(join), delay)?);
@@ -232,11 +320,63 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// Adds a compile-time-flattened literal, renumbering its nodes after the ones already
+    /// built.
+    fn build_static(
+        &mut self,
+        plan: &StaticPlan,
+        steps: &[Element],
+        delays: &[Duration],
+        next: Next,
+        delay: Duration,
+    ) -> Result<Vec<u32>> {
+        let (task0, join0, start0) = (
+            self.tasks.len() as u32,
+            self.joins.len() as u32,
+            self.starts.len() as u32,
+        );
+        let map = |n: Next| match n {
+            Next::Join(j) => Next::Join(j + join0),
+            Next::Start(s) => Next::Start(s + start0),
+            Next::End => next,
+        };
+        for (i, (task, step)) in plan.tasks.iter().zip(steps).enumerate() {
+            let own: Duration = task.delays.iter().map(|&d| delays[d as usize]).sum();
+            let extra = if plan.entry.contains(&(i as u32)) {
+                delay
+            } else {
+                Duration::ZERO
+            };
+            // A step of a literal may itself carry a delay (`with_delay`): unwrap it.
+            let (step, step_delay) = match step {
+                Element::Delay(d, inner) => (&**inner, *d),
+                s => (s, Duration::ZERO),
+            };
+            let built = self.build(step, map(task.next), own + extra + step_delay)?;
+            debug_assert_eq!(built, vec![task0 + i as u32]);
+        }
+        self.joins
+            .extend(plan.joins.iter().map(|&(count, n)| PlanJoin {
+                count,
+                next: map(n),
+            }));
+        self.starts.extend(
+            plan.starts
+                .iter()
+                .map(|s| s.iter().map(|t| t + task0).collect()),
+        );
+        Ok(plan.entry.iter().map(|t| t + task0).collect())
+    }
+}
+
 impl<A: Actor> From<TypedMessage<A>> for Workflow {
     /// A step; a delay given with `with_delay` becomes a delay before the step.
     fn from(m: TypedMessage<A>) -> Self {
         let delay = m.delay();
-        let step = Workflow::new(Element::Step(m.into_message().map_err(|e| (A::NAME, e.to_string()))));
+        let step = Workflow::new(Element::Step(
+            m.into_message().map_err(|e| (A::NAME, e.to_string())),
+        ));
         match delay {
             Some(d) => Workflow::delay(d, step),
             None => step,

@@ -140,7 +140,9 @@ pub struct WorkflowHandle {
 
 impl fmt::Debug for WorkflowHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WorkflowHandle").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("WorkflowHandle")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
