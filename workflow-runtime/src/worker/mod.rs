@@ -365,12 +365,16 @@ impl Consumer {
             self.hold_delayed(d, message);
             return true;
         }
+        // Stopping wins over a permit that frees at the same moment: no task starts once
+        // shutdown has begun.
         let permit = tokio::select! {
-            p = self.shared.permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = self.shared.stop.cancelled() => {
-                self.give_back(d);
-                return false;
-            }
+            biased;
+            _ = self.shared.stop.cancelled() => None,
+            p = self.shared.permits.clone().acquire_owned() => p.ok(),
+        };
+        let Some(permit) = permit.filter(|_| !self.shared.stop.is_cancelled()) else {
+            self.give_back(d);
+            return false;
         };
         let shared = self.shared.clone();
         let settle = self.settle.clone();
