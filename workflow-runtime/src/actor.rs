@@ -192,6 +192,7 @@ impl Registry {
     note = "actor arguments travel as JSON: derive `serde::Serialize` and `serde::Deserialize` for `{Self}`"
 )]
 pub trait ActorArg: Serialize + DeserializeOwned + Send + 'static {}
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned + Send + 'static> ActorArg for T {}
 
 /// What an actor may return: `()` or `Result<T, E>` with `T: Serialize` and `E: Display`.

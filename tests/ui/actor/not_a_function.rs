@@ -1,0 +1,8 @@
+use workflow::prelude::*;
+
+#[actor]
+struct Resize {
+    image_id: u64,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use workflow::prelude::*;
+
+#[actor]
+unsafe fn poke(address: usize) {
+    let _ = address;
+}
+
+fn main() {}

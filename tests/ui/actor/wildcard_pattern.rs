@@ -1,0 +1,6 @@
+use workflow::prelude::*;
+
+#[actor]
+async fn ping(_: u64) {}
+
+fn main() {}

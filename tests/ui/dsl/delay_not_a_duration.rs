@@ -1,0 +1,8 @@
+use workflow::prelude::*;
+
+#[actor]
+async fn notify() {}
+
+fn main() {
+    let _ = workflow!(chain![notify(), delay!(5, notify())]);
+}

@@ -1,0 +1,5 @@
+use workflow::prelude::*;
+
+fn main() {
+    let _ = chain![];
+}
