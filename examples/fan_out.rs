@@ -52,18 +52,28 @@ fn resize_bucket(bucket: &str, ids: Vec<u64>) -> Workflow {
 async fn main() -> workflow::Result<()> {
     let broker = MemoryBroker::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(Worker::new(broker.clone()).concurrency(16).run_until(async {
-        stopped.await.ok();
-    }));
+    let worker = tokio::spawn(
+        Worker::new(broker.clone())
+            .concurrency(16)
+            .run_until(async {
+                stopped.await.ok();
+            }),
+    );
 
     let started = Instant::now();
-    let good = resize_bucket("holidays", (1..=12).collect()).run(&broker).await?;
-    let bad = resize_bucket("scans", vec![11, 12, 13, 14]).run(&broker).await?;
+    let good = resize_bucket("holidays", (1..=12).collect())
+        .run(&broker)
+        .await?;
+    let bad = resize_bucket("scans", vec![11, 12, 13, 14])
+        .run(&broker)
+        .await?;
 
     let status = good.wait_timeout(Duration::from_secs(30)).await?;
     println!("holidays: {} after {:?}", status.state, started.elapsed());
     match bad.wait_timeout(Duration::from_secs(30)).await {
-        Err(Error::WorkflowFailed { node, actor, error, .. }) => {
+        Err(Error::WorkflowFailed {
+            node, actor, error, ..
+        }) => {
             println!("scans: failed at node {node} ({actor}): {error}");
         }
         other => panic!("the scans workflow should have failed: {other:?}"),

@@ -48,6 +48,9 @@ async fn main() -> workflow::Result<()> {
     worker.await.expect("the worker task panicked")?;
 
     let dead = broker.dead_letters("payments").len();
-    println!("all done: {} charge attempts, {dead} dead letters", ATTEMPTS.load(Ordering::SeqCst));
+    println!(
+        "all done: {} charge attempts, {dead} dead letters",
+        ATTEMPTS.load(Ordering::SeqCst)
+    );
     Ok(())
 }

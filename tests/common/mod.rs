@@ -30,7 +30,10 @@ pub fn start(worker: Worker) -> Running {
     let task = tokio::spawn(worker.run_until(async move {
         let _ = rx.await;
     }));
-    Running { stop: Some(tx), task }
+    Running {
+        stop: Some(tx),
+        task,
+    }
 }
 
 /// A worker on `broker` with a small poll interval.
@@ -47,7 +50,10 @@ where
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     while !cond().await {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
     }

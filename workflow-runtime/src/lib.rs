@@ -17,7 +17,7 @@ pub mod workflow;
 pub use actor::{Actor, ActorEntry, ActorOptions, Registry, TaskError};
 pub use broker::memory::MemoryBroker;
 #[cfg(feature = "redis")]
-pub use broker::redis::RedisBroker;
+pub use broker::redis::{RedisBroker, RedisBrokerBuilder};
 pub use broker::{Broker, Delivery, QueueStats, Settlement};
 pub use error::{Error, Result};
 pub use message::{Message, TypedMessage, WorkflowRef};

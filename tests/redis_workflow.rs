@@ -1,0 +1,618 @@
+//! Workflows on Redis: they run in order, advance exactly once per node however often a node
+//! is completed, fail and cancel cleanly, expire once finished, and stay small.
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{broker, eventually, redis_url, start, worker, Cleanup, Resp};
+use workflow::prelude::*;
+use workflow::{
+    Chain, Delivery, Error, Group, Message, NodeState, RedisBroker, Settlement, Workflow,
+    WorkflowState,
+};
+
+const T: Duration = Duration::from_secs(20);
+
+static RAN: Mutex<Vec<(String, String, Instant)>> = Mutex::new(Vec::new());
+
+fn record(tag: &str, what: String) {
+    RAN.lock()
+        .unwrap()
+        .push((tag.to_owned(), what, Instant::now()));
+}
+
+fn ran(tag: &str) -> Vec<(String, Instant)> {
+    RAN.lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, ..)| t == tag)
+        .map(|(_, w, at)| (w.clone(), *at))
+        .collect()
+}
+
+fn names(tag: &str) -> Vec<String> {
+    ran(tag).into_iter().map(|(w, _)| w).collect()
+}
+
+fn pos(order: &[String], what: &str) -> usize {
+    order
+        .iter()
+        .position(|w| w == what)
+        .unwrap_or_else(|| panic!("`{what}` did not run: {order:?}"))
+}
+
+#[actor(queue = "rwf")]
+async fn step(tag: String, name: String) {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    record(&tag, name);
+}
+
+#[actor(queue = "rwf", max_retries = 0)]
+async fn boom(tag: String) -> Result<(), String> {
+    record(&tag, "boom".into());
+    Err("boom: the disk is on fire".into())
+}
+
+#[actor(queue = "rwf_handlers")]
+async fn handler(tag: String, name: String) {
+    record(&tag, name);
+}
+
+/// A raw workflow step (for tests that fetch and settle by hand).
+fn raw(queue: &str, actor: &str) -> Workflow {
+    Workflow::message(Message::new(queue, actor, vec![json!(actor)]))
+}
+
+fn wf_key(b: &RedisBroker, id: &str) -> String {
+    format!("{}:wf:{{{id}}}", b.namespace())
+}
+
+fn complete(d: &Delivery) -> Settlement {
+    let m = Message::decode(&d.payload).unwrap();
+    Settlement::Complete {
+        queue: d.queue.clone(),
+        receipt: d.receipt.clone(),
+        workflow: m.workflow().unwrap(),
+    }
+}
+
+fn actors(ds: &[Delivery]) -> Vec<String> {
+    ds.iter()
+        .map(|d| Message::decode(&d.payload).unwrap().actor_name)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diamond_runs_in_order_and_its_success_handler_once() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let tag = b.namespace().to_owned();
+    let s = |n: &str| step::message(tag.clone(), n.to_owned());
+    let wf = Workflow::from(
+        Chain::new()
+            .then(s("a"))
+            .then(Group::new().with(s("b")).with(s("c")))
+            .then(s("d")),
+    )
+    .on_success(handler::message(tag.clone(), "on_success".into()));
+    let w = start(worker(b.clone(), &["rwf", "rwf_handlers"]));
+    let handle = wf.run(&b).await.unwrap();
+    let status = handle.wait_timeout(T).await.unwrap();
+    assert_eq!(status.state, WorkflowState::Succeeded);
+    assert_eq!(status.count(NodeState::Done), 4);
+    assert_eq!(
+        status
+            .nodes
+            .iter()
+            .map(|n| n.actor.as_str())
+            .collect::<Vec<_>>(),
+        ["step"; 4]
+    );
+    eventually(T, "the success handler", || async {
+        names(&tag).contains(&"on_success".to_owned())
+    })
+    .await;
+    w.stop().await;
+    let order = names(&tag);
+    assert_eq!(order.len(), 5, "{order:?}");
+    assert!(pos(&order, "a") < pos(&order, "b") && pos(&order, "a") < pos(&order, "c"));
+    assert!(pos(&order, "b") < pos(&order, "d") && pos(&order, "c") < pos(&order, "d"));
+    assert_eq!(pos(&order, "on_success"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_workflow_runs_in_an_order_its_shape_allows() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let tag = b.namespace().to_owned();
+    let s = |n: &str| Workflow::from(step::message(tag.clone(), n.to_owned()));
+    // chain(task1, group(chain(task2, task5), task3, chain(task4, group(task6, task7))), task8)
+    let wf = Workflow::chain([
+        s("task1"),
+        Workflow::group([
+            Workflow::chain([s("task2"), s("task5")]),
+            s("task3"),
+            Workflow::chain([s("task4"), Workflow::group([s("task6"), s("task7")])]),
+        ]),
+        s("task8"),
+    ]);
+    let w = start(worker(b.clone(), &["rwf"]).concurrency(4));
+    let st = wf.run(&b).await.unwrap().wait_timeout(T).await.unwrap();
+    w.stop().await;
+    assert_eq!(st.count(NodeState::Done), 8);
+    let order = names(&tag);
+    assert_eq!(order.len(), 8, "{order:?}");
+    let p = |n: &str| pos(&order, n);
+    for t in ["task2", "task3", "task4"] {
+        assert!(p("task1") < p(t), "{order:?}");
+    }
+    assert!(p("task2") < p("task5") && p("task4") < p("task6") && p("task4") < p("task7"));
+    for t in ["task5", "task3", "task6", "task7"] {
+        assert!(p(t) < p("task8"), "{order:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_workflow_succeeds_at_once() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let h = Workflow::from(Group::new())
+        .on_success(raw("rwe", "done"))
+        .run(&b)
+        .await
+        .unwrap();
+    let st = h.status().await.unwrap();
+    assert_eq!((st.state, st.nodes.len()), (WorkflowState::Succeeded, 0));
+    assert_eq!(actors(&b.fetch("rwe", 10).await.unwrap()), ["done"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_step_starts_no_earlier_than_its_delay_after_its_predecessor() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let tag = b.namespace().to_owned();
+    let delay = Duration::from_millis(800);
+    let wf = Workflow::from(
+        Chain::new()
+            .then(step::message(tag.clone(), "first".into()))
+            .then(Workflow::delay(
+                delay,
+                step::message(tag.clone(), "later".into()),
+            )),
+    );
+    let w = start(worker(b.clone(), &["rwf"]));
+    wf.run(&b).await.unwrap().wait_timeout(T).await.unwrap();
+    w.stop().await;
+    let order = ran(&tag);
+    assert_eq!(
+        order.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>(),
+        ["first", "later"]
+    );
+    let gap = order[1].1 - order[0].1;
+    assert!(
+        gap >= delay,
+        "started {gap:?} after its predecessor, before its delay {delay:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completing_a_node_twice_advances_the_workflow_once() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let mut r = Resp::connect(&redis_url());
+    let wf = Workflow::from(
+        Chain::new()
+            .then(Group::new().with(raw("rwr", "a1")).with(raw("rwr", "a2")))
+            .then(raw("rwr", "c")),
+    )
+    .on_success(raw("rwr_done", "done"));
+    let h = wf.run(&b).await.unwrap();
+    let key = wf_key(&b, h.id());
+    let got = b.fetch("rwr", 10).await.unwrap();
+    assert_eq!(actors(&got), ["a1", "a2"]);
+    let st = h.status().await.unwrap();
+    assert_eq!(
+        st.nodes.iter().map(|n| n.state).collect::<Vec<_>>(),
+        [NodeState::Running, NodeState::Running, NodeState::Waiting]
+    );
+
+    // a1 completes three times: twice in one batch, once more in a re-sent batch.
+    b.settle(vec![complete(&got[0]), complete(&got[0])])
+        .await
+        .unwrap();
+    b.settle(vec![complete(&got[0])]).await.unwrap();
+    assert_eq!(
+        r.cmd(&["HGET", &key, "j0"]).int(),
+        1,
+        "the group's join counted a1 once"
+    );
+    assert_eq!(
+        b.queue_stats("rwr").await.unwrap().ready,
+        0,
+        "c waits for a2"
+    );
+    let st = h.status().await.unwrap();
+    assert_eq!(
+        st.nodes.iter().map(|n| n.state).collect::<Vec<_>>(),
+        [NodeState::Done, NodeState::Running, NodeState::Waiting]
+    );
+
+    b.settle(vec![complete(&got[1])]).await.unwrap();
+    b.settle(vec![complete(&got[1])]).await.unwrap();
+    assert_eq!(r.cmd(&["HGET", &key, "j0"]).int(), 0);
+    assert_eq!(
+        r.cmd(&["LLEN", &format!("{}:rwr", b.namespace())]).int(),
+        1,
+        "c started once"
+    );
+    assert_eq!(h.status().await.unwrap().nodes[2].state, NodeState::Queued);
+
+    let c = b.fetch("rwr", 10).await.unwrap();
+    assert_eq!(actors(&c), ["c"]);
+    b.settle(vec![complete(&c[0]), complete(&c[0])])
+        .await
+        .unwrap();
+    b.settle(vec![complete(&c[0])]).await.unwrap();
+    let st = h.status().await.unwrap();
+    assert_eq!(st.state, WorkflowState::Succeeded);
+    assert_eq!(st.count(NodeState::Done), 3);
+    assert_eq!(
+        r.cmd(&["LLEN", &format!("{}:rwr_done", b.namespace())])
+            .int(),
+        1,
+        "one success handler"
+    );
+    // A redelivered copy of a node that is done changes nothing either.
+    b.settle(vec![complete(&got[0]), complete(&got[1])])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.cmd(&["LLEN", &format!("{}:rwr_done", b.namespace())])
+            .int(),
+        1
+    );
+    assert_eq!(b.queue_stats("rwr").await.unwrap(), Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_mid_group_runs_the_failure_handler_once_and_skips_the_rest() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let ns = b.namespace().to_owned();
+    let mut r = Resp::connect(&redis_url());
+    let group = Group::new()
+        .with(raw("rwx", "f"))
+        .with(raw("rwx", "b1"))
+        .with(raw("rwx", "b2"))
+        .with(raw("rwx", "b3"));
+    let wf = Workflow::from(Chain::new().then(group).then(raw("rwx", "after")))
+        .on_failure(raw("rwx_failed", "handler"));
+    let h = wf.run(&b).await.unwrap();
+    let got = b.fetch("rwx", 2).await.unwrap();
+    assert_eq!(actors(&got), ["f", "b1"]);
+    let f = Message::decode(&got[0].payload)
+        .unwrap()
+        .workflow()
+        .unwrap();
+    let dead = Settlement::DeadLetter {
+        queue: got[0].queue.clone(),
+        receipt: got[0].receipt.clone(),
+        reason: "f: retries exhausted".into(),
+        workflow: Some(f.clone()),
+    };
+    b.settle(vec![dead.clone()]).await.unwrap();
+    b.settle(vec![dead]).await.unwrap();
+
+    let st = h.status().await.unwrap();
+    assert_eq!(st.state, WorkflowState::Failed);
+    use NodeState::*;
+    assert_eq!(
+        st.nodes.iter().map(|n| n.state).collect::<Vec<_>>(),
+        [Failed, Running, Skipped, Skipped, Skipped]
+    );
+    let failure = st.failure.unwrap();
+    assert_eq!(
+        (failure.node, failure.actor.as_str(), failure.error.as_str()),
+        (0, "f", "f: retries exhausted")
+    );
+    assert!(matches!(
+        h.wait_timeout(T).await,
+        Err(Error::WorkflowFailed { node: 0, .. })
+    ));
+
+    // The handler is enqueued once, with the failure in its options.
+    let handlers = b.fetch("rwx_failed", 10).await.unwrap();
+    assert_eq!(handlers.len(), 1);
+    let m = Message::decode(&handlers[0].payload).unwrap();
+    assert_eq!(
+        m.options["workflow_failure"],
+        json!({"id": h.id(), "node": 0, "actor": "f", "error": "f: retries exhausted"})
+    );
+    // The queued siblings vanished; the dead node is in the dead-letter queue.
+    assert!(b.fetch("rwx", 10).await.unwrap().is_empty());
+    assert_eq!(r.cmd(&["ZCARD", &format!("{ns}:rwx.XQ")]).int(), 1);
+    // The sibling that was running completes, but nothing starts any more.
+    b.settle(vec![complete(&got[1])]).await.unwrap();
+    let st = h.status().await.unwrap();
+    assert_eq!(
+        st.nodes.iter().map(|n| n.state).collect::<Vec<_>>(),
+        [Failed, Done, Skipped, Skipped, Skipped]
+    );
+    let s = b.queue_stats("rwx").await.unwrap();
+    assert_eq!((s.ready, s.delayed, s.in_flight, s.dead), (0, 0, 0, 1));
+    assert_eq!(r.cmd(&["HLEN", &format!("{ns}:rwx.msgs")]).int(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_step_stops_its_workflow_on_a_worker() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let tag = b.namespace().to_owned();
+    let s = |n: &str| Workflow::from(step::message(tag.clone(), n.to_owned()));
+    let group = Group::new()
+        .with(boom::message(tag.clone()))
+        .with(s("sibling"));
+    let wf = Workflow::from(Chain::new().then(s("first")).then(group).then(s("never")))
+        .on_failure(handler::message(tag.clone(), "on_failure".into()))
+        .on_success(handler::message(tag.clone(), "on_success".into()));
+    let w = start(worker(b.clone(), &["rwf", "rwf_handlers"]));
+    let h = wf.run(&b).await.unwrap();
+    match h.wait_timeout(T).await {
+        Err(Error::WorkflowFailed {
+            node, actor, error, ..
+        }) => {
+            assert_eq!((node, actor.as_str()), (1, "boom"));
+            assert!(error.contains("boom: the disk is on fire"), "{error}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    eventually(T, "the failure handler", || async {
+        names(&tag).contains(&"on_failure".to_owned())
+    })
+    .await;
+    w.stop().await;
+    let order = names(&tag);
+    assert_eq!(order.iter().filter(|n| *n == "on_failure").count(), 1);
+    assert!(
+        !order.contains(&"never".to_owned()) && !order.contains(&"on_success".to_owned()),
+        "{order:?}"
+    );
+    let st = h.status().await.unwrap();
+    assert_eq!(st.nodes[1].state, NodeState::Failed);
+    assert_eq!(st.nodes[3].state, NodeState::Skipped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_skips_queued_tasks_and_says_whether_it_stopped_anything() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let wf = Workflow::from(
+        Chain::new()
+            .then(Group::new().with(raw("rwc", "a")).with(raw("rwc", "b")))
+            .then(raw("rwc", "c")),
+    )
+    .on_failure(raw("rwc", "handler"));
+    let h = wf.run(&b).await.unwrap();
+    assert_eq!(b.queue_stats("rwc").await.unwrap().ready, 2);
+    let running = b.fetch("rwc", 1).await.unwrap();
+    assert!(h.cancel().await.unwrap());
+    assert!(!h.cancel().await.unwrap(), "already finished");
+    let st = h.status().await.unwrap();
+    assert_eq!(st.state, WorkflowState::Cancelled);
+    use NodeState::*;
+    let states =
+        |st: &workflow::WorkflowStatus| st.nodes.iter().map(|n| n.state).collect::<Vec<_>>();
+    assert_eq!(states(&st), [Running, Skipped, Skipped]);
+    assert!(st.failure.is_none());
+    assert!(matches!(
+        h.wait_timeout(T).await,
+        Err(Error::WorkflowCancelled(_))
+    ));
+    assert!(
+        b.fetch("rwc", 10).await.unwrap().is_empty(),
+        "queued tasks vanish; no failure handler"
+    );
+    // The task that was running fails and would be retried: its retry never starts.
+    b.settle(vec![Settlement::Replace {
+        queue: running[0].queue.clone(),
+        receipt: running[0].receipt.clone(),
+        message: Message::decode(&running[0].payload).unwrap(),
+        delay: Some(Duration::from_millis(1)),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        states(&h.status().await.unwrap()),
+        [Skipped, Skipped, Skipped]
+    );
+    assert_eq!(b.queue_stats("rwc").await.unwrap(), Default::default());
+
+    assert!(matches!(
+        b.workflow_status("no-such-workflow").await,
+        Err(Error::UnknownWorkflow(_))
+    ));
+    assert!(matches!(
+        b.cancel_workflow("no-such-workflow").await,
+        Err(Error::UnknownWorkflow(_))
+    ));
+    assert!(matches!(
+        b.workflow_status("{bad id}").await,
+        Err(Error::UnknownWorkflow(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_workflows_expire_after_their_retention_running_ones_never() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let mut r = Resp::connect(&redis_url());
+    let wf = Workflow::from(Chain::new().then(raw("rwt", "a")).then(raw("rwt", "b")))
+        .retention(Duration::from_secs(120));
+    let h = wf.run(&b).await.unwrap();
+    let key = wf_key(&b, h.id());
+    assert_eq!(
+        r.cmd(&["PTTL", &key]).int(),
+        -1,
+        "a running workflow never expires"
+    );
+    for _ in 0..2 {
+        let d = b.fetch("rwt", 1).await.unwrap();
+        assert_eq!(r.cmd(&["PTTL", &key]).int(), -1);
+        b.settle(vec![complete(&d[0])]).await.unwrap();
+    }
+    assert_eq!(h.status().await.unwrap().state, WorkflowState::Succeeded);
+    let ttl = r.cmd(&["PTTL", &key]).int();
+    assert!(ttl > 110_000 && ttl <= 120_000, "PTTL {ttl}");
+    assert_eq!(
+        r.keys(&format!("{}:wf:*", b.namespace())),
+        std::slice::from_ref(&key),
+        "one key per workflow"
+    );
+
+    // The broker's retention caps the workflow's; an expired workflow is unknown.
+    let capped = RedisBroker::builder(redis_url())
+        .namespace(b.namespace())
+        .retention(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let h = raw("rwt", "a").run(&capped).await.unwrap();
+    let d = capped.fetch("rwt", 1).await.unwrap();
+    capped.settle(vec![complete(&d[0])]).await.unwrap();
+    let ttl = r.cmd(&["PTTL", &wf_key(&b, h.id())]).int();
+    assert!(ttl > 0 && ttl <= 300, "PTTL {ttl}");
+    eventually(T, "the state to expire", || async {
+        matches!(h.status().await, Err(Error::UnknownWorkflow(_)))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_of_a_big_workflow_stays_small() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let ns = b.namespace().to_owned();
+    let mut r = Resp::connect(&redis_url());
+    let members = |actor: &str| -> Group {
+        (0..1000)
+            .map(|i| Workflow::message(Message::new("rws", actor, vec![json!(i)])))
+            .collect()
+    };
+    let wf = Workflow::from(
+        Chain::new()
+            .then(members("x"))
+            .then(members("y"))
+            .then(raw("rws", "t")),
+    );
+    let h = wf.run(&b).await.unwrap();
+    let memory = |r: &mut Resp| -> i64 {
+        r.keys(&format!("{ns}:*"))
+            .iter()
+            .map(|k| r.cmd(&["MEMORY", "USAGE", k, "SAMPLES", "0"]).int())
+            .sum()
+    };
+    let ids = r.cmd(&["LRANGE", &format!("{ns}:rws"), "0", "-1"]).texts();
+    assert_eq!(ids.len(), 1000);
+    let largest = ids
+        .iter()
+        .map(|id| r.cmd(&["HGET", &format!("{ns}:rws.msgs"), id]).text().len())
+        .max()
+        .unwrap();
+    assert!(
+        largest < 1024,
+        "a node message of a 1000-member group takes {largest} bytes"
+    );
+    let at_submit = memory(&mut r);
+
+    // Complete the first group in one batch: the second group starts.
+    let mut got = Vec::new();
+    while got.len() < 1000 {
+        got.extend(b.fetch("rws", 1000).await.unwrap());
+    }
+    b.settle(got.iter().map(complete).collect()).await.unwrap();
+    assert_eq!(b.queue_stats("rws").await.unwrap().ready, 1000);
+    let st = h.status().await.unwrap();
+    assert_eq!(
+        (st.count(NodeState::Done), st.count(NodeState::Queued)),
+        (1000, 1000)
+    );
+    let mid_way = memory(&mut r);
+    eprintln!("Chain(Group(1000), Group(1000), t): {largest} B per message, {at_submit} B in Redis after submit, {mid_way} B after the first group");
+    assert!(
+        at_submit < 2 << 20 && mid_way < 2 << 20,
+        "{at_submit} B, {mid_way} B"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_too_big_for_one_call_is_uploaded_in_chunks() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let filler = "x".repeat(400);
+    let group: Group = (0..15_000)
+        .map(|i| Workflow::message(Message::new("rwb", "big", vec![json!(i), json!(filler)])))
+        .collect();
+    let h = Workflow::from(Chain::new().then(group).then(raw("rwb", "end")))
+        .run(&b)
+        .await
+        .unwrap();
+    let st = h.status().await.unwrap();
+    assert_eq!(
+        (
+            st.state,
+            st.count(NodeState::Queued),
+            st.count(NodeState::Waiting)
+        ),
+        (WorkflowState::Running, 15_000, 1)
+    );
+    assert_eq!(b.queue_stats("rwb").await.unwrap().ready, 15_000);
+    let mut r = Resp::connect(&redis_url());
+    assert!(r
+        .keys(&format!("{}:wf:*:staging", b.namespace()))
+        .is_empty());
+    assert!(h.cancel().await.unwrap());
+    assert_eq!(b.queue_stats("rwb").await.unwrap().ready, 0);
+    assert_eq!(h.status().await.unwrap().count(NodeState::Skipped), 15_001);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_node_can_still_be_skipped_and_unknown_ids_are_refused() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let h = Workflow::from(Group::new().with(raw("rwq", "a")).with(raw("rwq", "b")))
+        .run(&b)
+        .await
+        .unwrap();
+    let got = b.fetch("rwq", 1).await.unwrap();
+    // a fails and is retried later: its retry waits on the delay queue.
+    let mut retry = Message::decode(&got[0].payload).unwrap();
+    retry.options.insert("retries".into(), json!(1));
+    b.settle(vec![Settlement::Replace {
+        queue: got[0].queue.clone(),
+        receipt: got[0].receipt.clone(),
+        message: retry,
+        delay: Some(Duration::from_secs(60)),
+    }])
+    .await
+    .unwrap();
+    let s = b.queue_stats("rwq").await.unwrap();
+    assert_eq!((s.ready, s.delayed), (1, 1));
+    assert_eq!(h.status().await.unwrap().nodes[0].state, NodeState::Queued);
+    assert!(h.cancel().await.unwrap());
+    let s = b.queue_stats("rwq").await.unwrap();
+    assert_eq!((s.ready, s.delayed), (0, 0), "the retry is skipped too");
+
+    let plan = raw("rwq", "a").plan_with_id("has space".into()).unwrap();
+    assert!(matches!(
+        b.submit_workflow(plan).await,
+        Err(Error::Config(_))
+    ));
+    let plan = raw("rwq", "a").plan_with_id(h.id().into()).unwrap();
+    assert!(
+        b.submit_workflow(plan).await.is_err(),
+        "an id is submitted once"
+    );
+}

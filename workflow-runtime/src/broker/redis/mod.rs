@@ -1,0 +1,818 @@
+//! [`RedisBroker`]: queues and workflow state on Redis, in dramatiq's layout.
+//!
+//! Keys, under a namespace `ns` (default `dramatiq`), exactly as Python's dramatiq uses them:
+//!
+//! | Key | Type | Content |
+//! |---|---|---|
+//! | `ns:Q` | list | receipts (`redis_message_id`) waiting; `RPUSH` to enqueue, `LPOP` to fetch |
+//! | `ns:Q.msgs` | hash | receipt -> encoded message, until acked |
+//! | `ns:Q.DQ`, `ns:Q.DQ.msgs` | list, hash | delayed messages, with `options.eta` |
+//! | `ns:Q.XQ`, `ns:Q.XQ.msgs` | zset, hash | dead letters, scored by time (ms) |
+//! | `ns:__acks__.<worker>.Q` | set | receipts a worker fetched and has not settled |
+//! | `ns:__heartbeats__` | zset | worker id -> last heartbeat (ms) |
+//!
+//! and, for workflows, one hash `ns:wf:{<id>}` per workflow (its layout is described in
+//! `lua/common.lua`). Every change is one Lua script call; the scripts live in
+//! `workflow-runtime/lua/`.
+//!
+//! Needs Redis 6.2 or later (`LPOP` with a count, `SMISMEMBER`).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{Notify, RwLock};
+use tracing::{debug, warn};
+
+use super::{BoxFuture, Broker, Delivery, QueueStats, Settlement};
+use crate::error::{Error, Result};
+use crate::message::{dq_name, is_valid_queue_name, now_millis, q_name, Message};
+use crate::workflow::{
+    NodeState, NodeStatus, Plan, WorkflowFailure, WorkflowState, WorkflowStatus,
+};
+
+mod plan;
+mod scripts;
+
+/// dramatiq's default namespace.
+pub const DEFAULT_NAMESPACE: &str = "dramatiq";
+/// dramatiq's default heartbeat timeout: a worker silent for longer is dead.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
+/// dramatiq's default time dead letters are kept.
+pub const DEFAULT_DEAD_MESSAGE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Most messages one fetch takes.
+const MAX_FETCH: usize = 1000;
+/// Plans larger than this are uploaded in chunks to a staging key before they are activated.
+const INLINE_PLAN_BYTES: usize = 4 << 20;
+/// Size of one chunk of a staged plan.
+const STAGING_CHUNK_BYTES: usize = 512 << 10;
+/// How long an uploaded plan waits for its activation before it expires.
+const STAGING_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How often a dead worker is searched for acks sets of queues this worker does not consume.
+const DEAD_WORKER_RESCAN: Duration = Duration::from_secs(60);
+
+/// A broker on Redis, wire-compatible with Python dramatiq's `RedisBroker`.
+///
+/// Python producers can enqueue to Rust actors and the other way round; Rust and Python
+/// workers can consume the same queues, recover each other's messages and see each other's
+/// heartbeats. Workflows are advanced by Lua scripts, atomically and exactly once per node.
+///
+/// Clones share one connection ([`ConnectionManager`], which reconnects after a Redis
+/// restart) and one worker id.
+///
+/// The queues of workflow tasks must be consumed by Rust workers: a Python worker would run a
+/// workflow task's message (it is a plain dramatiq message with an extra `workflow` option) but
+/// not advance its workflow.
+///
+/// ```no_run
+/// # async fn run() -> workflow_runtime::Result<()> {
+/// use std::time::Duration;
+/// use workflow_runtime::{Broker, Message, RedisBroker};
+///
+/// let broker = RedisBroker::builder("redis://127.0.0.1:6379")
+///     .namespace("dramatiq")
+///     .heartbeat_timeout(Duration::from_secs(60))
+///     .connect()
+///     .await?;
+/// broker.enqueue(Message::new("default", "add", vec![1.into(), 2.into()]), None).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    ns: String,
+    worker_id: String,
+    heartbeat_timeout: Duration,
+    dead_message_ttl: Duration,
+    max_retention: Option<Duration>,
+    /// Per exact queue name: local wake-ups.
+    wakers: Mutex<HashMap<String, Arc<Waker>>>,
+    /// Receipts fetched by this broker and not settled yet, by exact queue.
+    held: Mutex<HashMap<String, HashSet<String>>>,
+    /// Fetches hold it shared; the sweep of orphaned receipts holds it exclusively.
+    fetch_gate: RwLock<()>,
+    /// A fetch failed: its messages may be in our acks sets without our knowing.
+    suspect: AtomicBool,
+    /// When this worker's heartbeat was last written (ms), 0 if never.
+    last_beat: AtomicU64,
+    /// Requests sent to Redis.
+    round_trips: AtomicU64,
+    dead: Mutex<DeadWorkers>,
+}
+
+#[derive(Default)]
+struct DeadWorkers {
+    /// When each dead worker was last searched for acks sets.
+    scanned: HashMap<String, Instant>,
+    /// Dead workers with no acks set left, to remove from the heartbeats.
+    forget: Vec<String>,
+}
+
+/// Local wake-ups of one queue: consumers of this process wait on it; enqueues of this
+/// process ring it.
+#[derive(Default)]
+struct Waker {
+    notify: Notify,
+    /// Bumped on every wake-up.
+    generation: AtomicU64,
+    /// The generation when the last fetch that found nothing started.
+    empty_at: AtomicU64,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("namespace", &self.inner.ns)
+            .field("worker_id", &self.inner.worker_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures and connects a [`RedisBroker`]; made by [`RedisBroker::builder`].
+#[derive(Clone, Debug)]
+pub struct RedisBrokerBuilder {
+    url: String,
+    namespace: String,
+    heartbeat_timeout: Duration,
+    dead_message_ttl: Duration,
+    retention: Option<Duration>,
+    response_timeout: Duration,
+    connection_timeout: Duration,
+}
+
+impl RedisBrokerBuilder {
+    /// The prefix of every key (default `dramatiq`, as in Python).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How long a worker may go without a heartbeat before its unacked messages are given to
+    /// others (default 60 s, as in Python). Heartbeats are sent every sixth of it, at most
+    /// every 10 s. Use the same value, or a larger one, as every Python peer.
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// How long dead letters are kept (default 7 days, as in Python).
+    pub fn dead_message_ttl(mut self, ttl: Duration) -> Self {
+        self.dead_message_ttl = ttl;
+        self
+    }
+
+    /// The longest time the state of a finished workflow is kept. A workflow's own
+    /// [`retention`](crate::Workflow::retention) (default 7 days) applies when it is shorter.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// How long to wait for the answer to one command or script (default 10 s). It bounds
+    /// the largest workflow submitted at once; the client library's default of 500 ms is too
+    /// short for that.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How long one attempt to connect may take (default 5 s).
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// Connects; fails if Redis cannot be reached or a setting is out of range.
+    pub async fn connect(self) -> Result<RedisBroker> {
+        if self.namespace.is_empty() || self.namespace.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err(Error::Config(format!(
+                "invalid namespace `{}`: it must be non-empty and without spaces",
+                self.namespace
+            )));
+        }
+        if self.heartbeat_timeout < Duration::from_millis(100) {
+            return Err(Error::Config(format!(
+                "heartbeat_timeout {:?} is too short: use at least 100 ms (dramatiq uses 60 s)",
+                self.heartbeat_timeout
+            )));
+        }
+        if self.response_timeout.is_zero() || self.connection_timeout.is_zero() {
+            return Err(Error::Config(
+                "response and connection timeouts must not be zero".into(),
+            ));
+        }
+        let client = redis::Client::open(self.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(self.response_timeout))
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        Ok(RedisBroker {
+            inner: Arc::new(Inner {
+                conn,
+                ns: self.namespace,
+                worker_id: uuid::Uuid::new_v4().to_string(),
+                heartbeat_timeout: self.heartbeat_timeout,
+                dead_message_ttl: self.dead_message_ttl,
+                max_retention: self.retention,
+                wakers: Mutex::default(),
+                held: Mutex::default(),
+                fetch_gate: RwLock::new(()),
+                suspect: AtomicBool::new(false),
+                last_beat: AtomicU64::new(0),
+                round_trips: AtomicU64::new(0),
+                dead: Mutex::default(),
+            }),
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded maps stay consistent even if a holder panicked.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RedisBroker {
+    /// Connects to `url` (`redis://host:port/db`) with the default settings.
+    pub async fn connect(url: &str) -> Result<RedisBroker> {
+        RedisBroker::builder(url).connect().await
+    }
+
+    /// A builder for a broker on `url` (`redis://host:port/db`).
+    pub fn builder(url: impl Into<String>) -> RedisBrokerBuilder {
+        RedisBrokerBuilder {
+            url: url.into(),
+            namespace: DEFAULT_NAMESPACE.into(),
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+            dead_message_ttl: DEFAULT_DEAD_MESSAGE_TTL,
+            retention: None,
+            response_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The namespace of its keys.
+    pub fn namespace(&self) -> &str {
+        &self.inner.ns
+    }
+
+    /// This broker's worker id (dramatiq's `broker_id`): names its acks sets and heartbeat.
+    pub fn worker_id(&self) -> &str {
+        &self.inner.worker_id
+    }
+
+    /// How many requests this broker (and its clones) sent to Redis so far: a script call
+    /// (fetch, settle, enqueue, submit, ...) or a plain command counts as one. For
+    /// benchmarks: the cost of a workflow task in round trips.
+    pub fn round_trips(&self) -> u64 {
+        self.inner.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// The connection, for one request.
+    fn conn(&self) -> ConnectionManager {
+        self.inner.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.inner.conn.clone()
+    }
+
+    fn waker(&self, queue: &str) -> Arc<Waker> {
+        let mut wakers = lock(&self.inner.wakers);
+        match wakers.get(queue) {
+            Some(w) => w.clone(),
+            None => wakers.entry(queue.to_owned()).or_default().clone(),
+        }
+    }
+
+    /// Wakes this process's consumers of the exact queue `queue`.
+    fn wake(&self, queue: &str) {
+        let w = self.waker(queue);
+        w.generation.fetch_add(1, Ordering::AcqRel);
+        w.notify.notify_waiters();
+    }
+
+    fn beat_due(&self) -> bool {
+        let last = self.inner.last_beat.load(Ordering::Acquire);
+        last == 0 || now_millis().saturating_sub(last) >= millis(self.heartbeat_interval())
+    }
+
+    fn acks_key(&self, queue: &str) -> String {
+        format!(
+            "{}:__acks__.{}.{}",
+            self.inner.ns, self.inner.worker_id, queue
+        )
+    }
+
+    /// Gives back receipts that are in this worker's acks sets but were never handed out (the
+    /// answer to a fetch was lost, e.g. when Redis restarted).
+    async fn sweep_orphans(&self, queues: &[String]) -> Result<()> {
+        let _gate = self.inner.fetch_gate.write().await;
+        let mut orphans = Vec::new();
+        for q in queues {
+            let members: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(self.acks_key(q))
+                .query_async(&mut self.conn())
+                .await?;
+            let held = lock(&self.inner.held);
+            let mine = held.get(q.as_str());
+            let queue: Arc<str> = Arc::from(q.as_str());
+            for receipt in members {
+                if !mine.is_some_and(|m| m.contains(&receipt)) {
+                    orphans.push(Settlement::Requeue {
+                        queue: queue.clone(),
+                        receipt,
+                    });
+                }
+            }
+        }
+        if !orphans.is_empty() {
+            warn!(
+                messages = orphans.len(),
+                "giving back messages whose fetch was interrupted"
+            );
+            self.settle_batch(orphans).await?;
+        }
+        Ok(())
+    }
+
+    /// Searches dead workers for acks sets left on queues this worker does not consume; those
+    /// without any are removed from the heartbeats by the next heartbeat.
+    async fn scan_dead(&self, dead: Vec<String>) -> Result<()> {
+        let todo: Vec<String> = {
+            let mut d = lock(&self.inner.dead);
+            let now = Instant::now();
+            d.scanned
+                .retain(|_, t| now.duration_since(*t) < DEAD_WORKER_RESCAN * 10);
+            dead.into_iter()
+                .filter(|w| *w != self.inner.worker_id)
+                .filter(|w| {
+                    d.scanned
+                        .get(w)
+                        .is_none_or(|t| now.duration_since(*t) >= DEAD_WORKER_RESCAN)
+                })
+                .collect()
+        };
+        for w in todo {
+            let pattern = format!(
+                "{}:__acks__.{}.*",
+                glob_escape(&self.inner.ns),
+                glob_escape(&w)
+            );
+            let mut cursor = 0u64;
+            let mut found = false;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut self.conn())
+                    .await?;
+                found |= !keys.is_empty();
+                cursor = next;
+                if found || cursor == 0 {
+                    break;
+                }
+            }
+            let mut d = lock(&self.inner.dead);
+            d.scanned.insert(w.clone(), Instant::now());
+            if !found {
+                d.forget.push(w);
+            }
+        }
+        Ok(())
+    }
+
+    async fn settle_batch(&self, batch: Vec<Settlement>) -> Result<Vec<String>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = scripts::SETTLE.prepare_invoke();
+        inv.arg(&self.inner.ns)
+            .arg(now_millis())
+            .arg(&self.inner.worker_id);
+        for s in &batch {
+            match s {
+                Settlement::Ack { queue, receipt } => {
+                    inv.arg("a")
+                        .arg(&**queue)
+                        .arg(receipt)
+                        .arg("")
+                        .arg("")
+                        .arg("")
+                        .arg("")
+                        .arg("");
+                }
+                Settlement::Complete {
+                    queue,
+                    receipt,
+                    workflow,
+                } => {
+                    inv.arg("c")
+                        .arg(&**queue)
+                        .arg(receipt)
+                        .arg(&workflow.id)
+                        .arg(workflow.node);
+                    inv.arg("").arg("").arg("");
+                }
+                Settlement::Replace {
+                    queue,
+                    receipt,
+                    message,
+                    delay,
+                } => {
+                    let wf = message.workflow();
+                    let rid = match &wf {
+                        Some(w) => format!("{}.{}@{}", w.node, uuid::Uuid::new_v4().simple(), w.id),
+                        None => uuid::Uuid::new_v4().to_string(),
+                    };
+                    let (target, payload) = prepare(message.clone(), *delay, &rid);
+                    inv.arg("r").arg(&**queue).arg(receipt);
+                    match &wf {
+                        Some(w) => inv.arg(&w.id).arg(w.node),
+                        None => inv.arg("").arg(""),
+                    };
+                    inv.arg(target).arg(rid).arg(payload);
+                }
+                Settlement::DeadLetter {
+                    queue,
+                    receipt,
+                    reason,
+                    workflow,
+                } => {
+                    inv.arg("x").arg(&**queue).arg(receipt);
+                    match workflow {
+                        Some(w) => inv.arg(&w.id).arg(w.node),
+                        None => inv.arg("").arg(""),
+                    };
+                    let reason = serde_json::to_string(reason).expect("a string always serializes");
+                    inv.arg(reason).arg("").arg("");
+                }
+                Settlement::Requeue { queue, receipt } => {
+                    inv.arg("q")
+                        .arg(&**queue)
+                        .arg(receipt)
+                        .arg("")
+                        .arg("")
+                        .arg("")
+                        .arg("")
+                        .arg("");
+                }
+            }
+        }
+        let woke: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
+        {
+            let mut held = lock(&self.inner.held);
+            for s in &batch {
+                if let Some(set) = held.get_mut(&**s.queue()) {
+                    set.remove(s.receipt());
+                }
+            }
+        }
+        Ok(self.woke(woke))
+    }
+
+    /// Wakes the local consumers of `woke` (exact names); returns the canonical queues that
+    /// got ready (not delayed) messages.
+    fn woke(&self, woke: Vec<String>) -> Vec<String> {
+        for q in &woke {
+            self.wake(q);
+        }
+        let mut ready: Vec<String> = woke
+            .into_iter()
+            .filter(|q| !q.ends_with(".DQ"))
+            .map(|q| q_name(&q).to_owned())
+            .collect();
+        ready.sort();
+        ready.dedup();
+        ready
+    }
+
+    async fn submit(&self, plan: Plan) -> Result<()> {
+        let enc = plan::encode(&plan, self.inner.max_retention)?;
+        let staged = enc.bytes > INLINE_PLAN_BYTES;
+        if staged {
+            let staging = format!("{}:wf:{{{}}}:staging", self.inner.ns, plan.id);
+            redis::cmd("DEL")
+                .arg(&staging)
+                .query_async::<()>(&mut self.conn())
+                .await?;
+            let mut chunk = redis::cmd("HSET");
+            chunk.arg(&staging);
+            let mut size = 0;
+            for pair in enc.fields.chunks(2) {
+                chunk.arg(&pair[0]).arg(&pair[1]);
+                size += pair[0].len() + pair[1].len();
+                if size >= STAGING_CHUNK_BYTES {
+                    chunk.query_async::<()>(&mut self.conn()).await?;
+                    chunk = redis::cmd("HSET");
+                    chunk.arg(&staging);
+                    size = 0;
+                }
+            }
+            if size > 0 {
+                chunk.query_async::<()>(&mut self.conn()).await?;
+            }
+            redis::cmd("PEXPIRE")
+                .arg(&staging)
+                .arg(millis(STAGING_TTL))
+                .query_async::<()>(&mut self.conn())
+                .await?;
+            debug!(workflow = %plan.id, bytes = enc.bytes, "plan uploaded in chunks");
+        }
+        let mut inv = scripts::SUBMIT.prepare_invoke();
+        inv.arg(&self.inner.ns).arg(now_millis()).arg(&plan.id);
+        inv.arg(if staged { "1" } else { "0" }).arg(&enc.entry);
+        if !staged {
+            for f in &enc.fields {
+                inv.arg(f);
+            }
+        }
+        let woke: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
+        self.woke(woke);
+        Ok(())
+    }
+
+    async fn status(&self, id: &str) -> Result<WorkflowStatus> {
+        if !plan::valid_workflow_id(id) {
+            return Err(Error::UnknownWorkflow(id.to_owned()));
+        }
+        let raw: Option<(String, String, String, String, String)> = scripts::STATUS
+            .prepare_invoke()
+            .arg(&self.inner.ns)
+            .arg(now_millis())
+            .arg(id)
+            .invoke_async(&mut self.conn())
+            .await?;
+        let Some((state, an, ai, fail, letters)) = raw else {
+            return Err(Error::UnknownWorkflow(id.to_owned()));
+        };
+        let corrupt =
+            |what: &str| Error::Broker(format!("workflow {id}: corrupt state in Redis ({what})"));
+        let state = WorkflowState::parse(&state).ok_or_else(|| corrupt("state"))?;
+        let pairs: Vec<(String, String)> = serde_json::from_str(&an).map_err(|_| corrupt("an"))?;
+        let mut nodes = Vec::with_capacity(letters.len());
+        for (idx, letter) in ai.split(',').filter(|s| !s.is_empty()).zip(letters.bytes()) {
+            let actor = idx
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| pairs.get(i))
+                .map(|p| p.0.clone())
+                .ok_or_else(|| corrupt("ai"))?;
+            let state = match letter {
+                b'w' => NodeState::Waiting,
+                b'q' => NodeState::Queued,
+                b'r' => NodeState::Running,
+                b'd' => NodeState::Done,
+                b'f' => NodeState::Failed,
+                b'k' => NodeState::Skipped,
+                _ => return Err(corrupt("node state")),
+            };
+            nodes.push(NodeStatus { actor, state });
+        }
+        let failure = if fail.is_empty() {
+            None
+        } else {
+            let v: serde_json::Value = serde_json::from_str(&fail).map_err(|_| corrupt("fail"))?;
+            Some(WorkflowFailure {
+                node: v["node"]
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(0),
+                actor: v["actor"].as_str().unwrap_or_default().to_owned(),
+                error: v["error"].as_str().unwrap_or_default().to_owned(),
+            })
+        };
+        Ok(WorkflowStatus {
+            id: id.to_owned(),
+            state,
+            nodes,
+            failure,
+        })
+    }
+}
+
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The message as enqueued: on `X.DQ` with `eta` if delayed, with its receipt in
+/// `options.redis_message_id`. Returns the exact queue and the payload.
+fn prepare(mut message: Message, delay: Option<Duration>, receipt: &str) -> (String, Vec<u8>) {
+    if let Some(d) = delay.filter(|d| !d.is_zero()) {
+        message.queue_name = dq_name(&message.queue_name);
+        let eta = now_millis().saturating_add(millis(d));
+        message.options.insert("eta".into(), eta.into());
+    }
+    message
+        .options
+        .insert("redis_message_id".into(), receipt.into());
+    let payload = message.encode();
+    (message.queue_name, payload)
+}
+
+impl Broker for RedisBroker {
+    fn enqueue(&self, message: Message, delay: Option<Duration>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if !is_valid_queue_name(&message.queue_name) {
+                return Err(Error::InvalidQueueName(message.queue_name));
+            }
+            let receipt = uuid::Uuid::new_v4().to_string();
+            let (queue, payload) = prepare(message, delay, &receipt);
+            scripts::ENQUEUE
+                .prepare_invoke()
+                .arg(&self.inner.ns)
+                .arg(&queue)
+                .arg(&receipt)
+                .arg(payload)
+                .invoke_async::<i64>(&mut self.conn())
+                .await?;
+            self.wake(&queue);
+            Ok(())
+        })
+    }
+
+    fn fetch<'a>(&'a self, queue: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<Delivery>>> {
+        Box::pin(async move {
+            if max == 0 {
+                return Ok(Vec::new());
+            }
+            let _gate = self.inner.fetch_gate.read().await;
+            let waker = self.waker(queue);
+            let generation = waker.generation.load(Ordering::Acquire);
+            let beat = self.beat_due();
+            let now = now_millis();
+            let flat: Vec<Vec<u8>> = scripts::FETCH
+                .prepare_invoke()
+                .arg(&self.inner.ns)
+                .arg(now)
+                .arg(&self.inner.worker_id)
+                .arg(queue)
+                .arg(max.min(MAX_FETCH))
+                .arg(if beat { "1" } else { "0" })
+                .invoke_async(&mut self.conn())
+                .await
+                .inspect_err(|_| self.inner.suspect.store(true, Ordering::Release))?;
+            if beat {
+                self.inner.last_beat.fetch_max(now, Ordering::AcqRel);
+            }
+            if flat.is_empty() {
+                waker.empty_at.store(generation, Ordering::Release);
+                return Ok(Vec::new());
+            }
+            let name: Arc<str> = Arc::from(queue);
+            let mut out = Vec::with_capacity(flat.len() / 2);
+            let mut it = flat.into_iter();
+            while let (Some(receipt), Some(payload)) = (it.next(), it.next()) {
+                let receipt = String::from_utf8_lossy(&receipt).into_owned();
+                out.push(Delivery {
+                    queue: name.clone(),
+                    receipt,
+                    payload,
+                });
+            }
+            let mut held = lock(&self.inner.held);
+            let mine = held.entry(queue.to_owned()).or_default();
+            mine.extend(out.iter().map(|d| d.receipt.clone()));
+            Ok(out)
+        })
+    }
+
+    fn settle(&self, batch: Vec<Settlement>) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(self.settle_batch(batch))
+    }
+
+    fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>> {
+        Box::pin(async move {
+            let (msgs, dmsgs, fq, fdq, dead): (usize, usize, usize, usize, usize) = scripts::STATS
+                .prepare_invoke()
+                .arg(&self.inner.ns)
+                .arg(q_name(queue))
+                .invoke_async(&mut self.conn())
+                .await?;
+            Ok(QueueStats {
+                ready: msgs.saturating_sub(fq),
+                delayed: dmsgs.saturating_sub(fdq),
+                in_flight: fq + fdq,
+                dead,
+            })
+        })
+    }
+
+    fn wait_for_work<'a>(&'a self, queues: &'a [String], timeout: Duration) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let wakers: Vec<Arc<Waker>> = queues.iter().map(|q| self.waker(q)).collect();
+            let mut waits: Vec<_> = wakers
+                .iter()
+                .map(|w| Box::pin(w.notify.notified()))
+                .collect();
+            for w in &mut waits {
+                w.as_mut().enable();
+            }
+            // Something was enqueued here since the last fetch found the queue empty.
+            if wakers
+                .iter()
+                .any(|w| w.generation.load(Ordering::Acquire) != w.empty_at.load(Ordering::Acquire))
+            {
+                return;
+            }
+            let any = std::future::poll_fn(|cx| {
+                for w in &mut waits {
+                    if w.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(());
+                    }
+                }
+                Poll::Pending
+            });
+            let _ = tokio::time::timeout(timeout, any).await;
+        })
+    }
+
+    fn heartbeat<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if self.inner.suspect.swap(false, Ordering::AcqRel) {
+                if let Err(e) = self.sweep_orphans(queues).await {
+                    self.inner.suspect.store(true, Ordering::Release);
+                    return Err(e);
+                }
+            }
+            let forget = std::mem::take(&mut lock(&self.inner.dead).forget);
+            let now = now_millis();
+            let mut inv = scripts::HEARTBEAT.prepare_invoke();
+            inv.arg(&self.inner.ns)
+                .arg(now)
+                .arg(&self.inner.worker_id)
+                .arg(millis(self.inner.heartbeat_timeout))
+                .arg(millis(self.inner.dead_message_ttl))
+                .arg(forget.len());
+            for w in &forget {
+                inv.arg(w);
+            }
+            for q in queues {
+                inv.arg(q);
+            }
+            let (dead, recovered, woke): (Vec<String>, u64, Vec<String>) =
+                inv.invoke_async(&mut self.conn()).await?;
+            self.inner.last_beat.fetch_max(now, Ordering::AcqRel);
+            if recovered > 0 {
+                warn!(messages = recovered, workers = ?dead, "gave back the messages of dead workers");
+            }
+            self.woke(woke);
+            if !dead.is_empty() {
+                self.scan_dead(dead).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn heartbeat_interval(&self) -> Duration {
+        (self.inner.heartbeat_timeout / 6).min(Duration::from_secs(10))
+    }
+
+    fn submit_workflow(&self, plan: Plan) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.submit(plan))
+    }
+
+    fn workflow_status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<WorkflowStatus>> {
+        Box::pin(self.status(id))
+    }
+
+    fn cancel_workflow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            if !plan::valid_workflow_id(id) {
+                return Err(Error::UnknownWorkflow(id.to_owned()));
+            }
+            let r: i64 = scripts::CANCEL
+                .prepare_invoke()
+                .arg(&self.inner.ns)
+                .arg(now_millis())
+                .arg(id)
+                .invoke_async(&mut self.conn())
+                .await?;
+            match r {
+                -1 => Err(Error::UnknownWorkflow(id.to_owned())),
+                0 => Ok(false),
+                _ => Ok(true),
+            }
+        })
+    }
+}

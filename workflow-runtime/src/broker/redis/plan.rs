@@ -1,0 +1,225 @@
+//! A workflow [`Plan`] as the fields of its Redis hash (the layout is in `lua/common.lua`).
+//!
+//! Each task's message is stored as a template string that Lua completes by concatenation
+//! (queue name, `redis_message_id`, `eta`, `message_timestamp`), so Lua never decodes the
+//! arguments: big integers and odd floats pass through byte for byte.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::message::{is_valid_queue_name, q_name, Message};
+use crate::workflow::{Next, Plan};
+
+/// The hash fields of a plan, and the tasks it starts with.
+pub(super) struct EncodedPlan {
+    /// Field, value, field, value, ... (without `state`).
+    pub(super) fields: Vec<String>,
+    /// The entry tasks as ranges (`0-999,1200`); empty if the workflow has no task.
+    pub(super) entry: String,
+    /// Bytes of all fields and values.
+    pub(super) bytes: usize,
+}
+
+/// Whether `id` can name a workflow in keys, receipts and the JSON that Lua writes.
+pub(super) fn valid_workflow_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    // Strings, JSON values and maps with string keys always serialize.
+    serde_json::to_string(value).expect("plain JSON values always serialize")
+}
+
+/// Durations are stored in ms, capped at 100 years (Redis refuses larger expiries).
+const MAX_MILLIS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(MAX_MILLIS)
+}
+
+/// `[3, 4, 5, 9]` -> `"3-5,9"` (order kept: runs are only merged when ascending by one).
+pub(super) fn ranges(nodes: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < nodes.len() {
+        let mut j = i;
+        while j + 1 < nodes.len() && nodes[j + 1] == nodes[j].wrapping_add(1) {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if j > i {
+            let _ = write!(out, "{}-{}", nodes[i], nodes[j]);
+        } else {
+            let _ = write!(out, "{}", nodes[i]);
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// A message template: `<next>\t<queue>\t<delay ms>\t<message_id JSON>\t<body>`, where body
+/// runs from `"actor_name"` to the inside of `options`, without its closing brace.
+pub(super) fn template(
+    next: &str,
+    m: &Message,
+    delay: Option<Duration>,
+    drop: &[&str],
+) -> Result<String> {
+    let queue = q_name(&m.queue_name);
+    if !is_valid_queue_name(queue) {
+        return Err(Error::InvalidQueueName(m.queue_name.clone()));
+    }
+    let mut options = m.options.clone();
+    for key in ["redis_message_id", "eta"].iter().chain(drop) {
+        options.remove(*key);
+    }
+    let options = json(&options);
+    let mut body = String::with_capacity(128 + options.len());
+    body.push_str("\"actor_name\":");
+    body.push_str(&json(&m.actor_name));
+    body.push_str(",\"args\":");
+    body.push_str(&json(&m.args));
+    body.push_str(",\"kwargs\":");
+    body.push_str(&json(&m.kwargs));
+    body.push_str(",\"options\":");
+    body.push_str(&options[..options.len() - 1]);
+    let delay = delay.map_or(0, millis);
+    Ok(format!(
+        "{next}\t{queue}\t{delay}\t{}\t{body}",
+        json(&m.message_id)
+    ))
+}
+
+/// Encodes `plan`; `max_retention` caps its retention.
+pub(super) fn encode(plan: &Plan, max_retention: Option<Duration>) -> Result<EncodedPlan> {
+    if !valid_workflow_id(&plan.id) {
+        return Err(Error::Config(format!(
+            "invalid workflow id `{}`: use 1 to 200 of [A-Za-z0-9._:-] (a UUID, say)",
+            plan.id
+        )));
+    }
+    let n = plan.tasks.len();
+    let bad =
+        |what: String| Error::Config(format!("malformed plan of workflow {}: {what}", plan.id));
+    let check_tasks = |nodes: &[u32]| -> Result<()> {
+        match nodes.iter().find(|&&t| t as usize >= n) {
+            Some(t) => Err(bad(format!("task {t} does not exist"))),
+            None => Ok(()),
+        }
+    };
+    let next_code = |next: Next| -> Result<String> {
+        Ok(match next {
+            Next::End => "e".to_owned(),
+            Next::Join(j) if (j as usize) < plan.joins.len() => format!("j{j}"),
+            Next::Start(s) if (s as usize) < plan.starts.len() => {
+                let set = &plan.starts[s as usize];
+                check_tasks(set)?;
+                format!("s{}", ranges(set))
+            }
+            other => return Err(bad(format!("{other:?} does not exist"))),
+        })
+    };
+    check_tasks(&plan.entry)?;
+
+    let retention = max_retention.map_or(plan.retention, |cap| plan.retention.min(cap));
+    let mut fields = Vec::with_capacity(2 * (n + 2 * plan.joins.len() + 8));
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    let mut pair_index: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut ai = String::with_capacity(2 * n);
+    for (i, task) in plan.tasks.iter().enumerate() {
+        let key = (
+            task.message.actor_name.as_str(),
+            q_name(&task.message.queue_name),
+        );
+        let idx = *pair_index.entry(key).or_insert_with(|| {
+            pairs.push(key);
+            pairs.len() - 1
+        });
+        if i > 0 {
+            ai.push(',');
+        }
+        let _ = write!(ai, "{idx}");
+        fields.push(format!("t{i}"));
+        fields.push(template(
+            &next_code(task.next)?,
+            &task.message,
+            task.delay,
+            &[],
+        )?);
+    }
+    for (j, join) in plan.joins.iter().enumerate() {
+        if join.count == 0 {
+            return Err(bad(format!("join {j} has no member")));
+        }
+        fields.push(format!("j{j}"));
+        fields.push(join.count.to_string());
+        fields.push(format!("y{j}"));
+        fields.push(next_code(join.next)?);
+    }
+    if let Some(m) = &plan.on_success {
+        fields.push("ok".into());
+        fields.push(template("-", m, None, &[])?);
+    }
+    if let Some(m) = &plan.on_failure {
+        fields.push("ko".into());
+        fields.push(template("-", m, None, &["workflow_failure"])?);
+    }
+    fields.extend([
+        "n".into(),
+        n.to_string(),
+        "ret".into(),
+        millis(retention).max(1).to_string(),
+        "an".into(),
+        json(&pairs),
+        "ai".into(),
+        ai,
+    ]);
+    let bytes = fields.iter().map(String::len).sum();
+    Ok(EncodedPlan {
+        fields,
+        entry: ranges(&plan.entry),
+        bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_ascending_runs_only() {
+        assert_eq!(ranges(&[]), "");
+        assert_eq!(ranges(&[7]), "7");
+        assert_eq!(ranges(&[3, 4, 5, 9, 2, 3]), "3-5,9,2-3");
+    }
+
+    #[test]
+    fn template_drops_broker_options_and_leaves_options_open() {
+        let mut m = Message::new("q", "a", vec![1.into()]);
+        m.options.insert("eta".into(), 1.into());
+        m.options.insert("redis_message_id".into(), "x".into());
+        m.options.insert("retries".into(), 2.into());
+        let t = template("e", &m, Some(Duration::from_millis(1500)), &[]).unwrap();
+        let parts: Vec<&str> = t.splitn(5, '\t').collect();
+        assert_eq!(&parts[..3], &["e", "q", "1500"]);
+        assert_eq!(parts[3], format!("\"{}\"", m.message_id));
+        assert_eq!(
+            parts[4],
+            "\"actor_name\":\"a\",\"args\":[1],\"kwargs\":{},\"options\":{\"retries\":2"
+        );
+        let empty = template("e", &Message::new("q", "a", vec![]), None, &[]).unwrap();
+        assert!(empty.ends_with("\"options\":{"));
+    }
+}
