@@ -128,9 +128,9 @@ pub use workflow_runtime::{RedisBroker, RedisBrokerBuilder};
 /// Everything needed to define actors, build workflows and run a worker.
 pub mod prelude {
     pub use crate::actor;
-    pub use crate::{chain, delay, group, workflow};
     #[cfg(feature = "redis")]
     pub use crate::RedisBroker;
+    pub use crate::{chain, delay, group, workflow};
     pub use crate::{
         Broker, MemoryBroker, NodeState, Worker, Workflow, WorkflowHandle, WorkflowState,
     };

@@ -57,7 +57,12 @@ async fn a_failing_message_is_retried_until_it_succeeds() {
 
 static DOOMED_CALLS: AtomicUsize = AtomicUsize::new(0);
 
-#[actor(queue = "doomed", max_retries = 2, min_backoff = "1ms", max_backoff = "5ms")]
+#[actor(
+    queue = "doomed",
+    max_retries = 2,
+    min_backoff = "1ms",
+    max_backoff = "5ms"
+)]
 async fn doomed() -> Result<(), String> {
     DOOMED_CALLS.fetch_add(1, SeqCst);
     Err("the disk is full".into())
@@ -73,10 +78,21 @@ async fn exhausted_retries_dead_letter_the_message() {
     assert_eq!(DOOMED_CALLS.load(SeqCst), 3, "one attempt and two retries");
     let dead = broker.dead_letters("doomed");
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].reason.contains("the disk is full"), "{}", dead[0].reason);
-    assert!(dead[0].reason.contains("retries exhausted"), "{}", dead[0].reason);
+    assert!(
+        dead[0].reason.contains("the disk is full"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(
+        dead[0].reason.contains("retries exhausted"),
+        "{}",
+        dead[0].reason
+    );
     let m = Message::decode(&dead[0].payload).unwrap();
-    assert_eq!(m.message_id, id, "the message id stays the same across retries");
+    assert_eq!(
+        m.message_id, id,
+        "the message id stays the same across retries"
+    );
     assert_eq!(m.options["retries"], 2);
     assert_eq!(m.options["traceback"], "the disk is full");
 }
@@ -84,11 +100,19 @@ async fn exhausted_retries_dead_letter_the_message() {
 #[tokio::test]
 async fn per_message_options_override_the_actor() {
     let broker = MemoryBroker::new();
-    flaky_twin::message().with_max_retries(0).send(&broker).await.unwrap();
+    flaky_twin::message()
+        .with_max_retries(0)
+        .send(&broker)
+        .await
+        .unwrap();
     let w = start(worker(broker.clone()).queues(["twin"]));
     broker.join(T).await.unwrap();
     w.stop().await.unwrap();
-    assert_eq!(TWIN_CALLS.load(SeqCst), 1, "max_retries = 0 on the message: no retry");
+    assert_eq!(
+        TWIN_CALLS.load(SeqCst),
+        1,
+        "max_retries = 0 on the message: no retry"
+    );
     assert_eq!(broker.dead_letters("twin").len(), 1);
 }
 
@@ -137,7 +161,11 @@ async fn a_panic_in_a_plain_fn_is_caught_too() {
     w.stop().await.unwrap();
     let dead = broker.dead_letters("panicky_blocking");
     assert_eq!(dead.len(), 1);
-    assert!(dead[0].reason.contains("a plain fn panics"), "{}", dead[0].reason);
+    assert!(
+        dead[0].reason.contains("a plain fn panics"),
+        "{}",
+        dead[0].reason
+    );
 }
 
 #[actor(queue = "slow", time_limit = "50ms", max_retries = 0)]
@@ -180,18 +208,40 @@ async fn messages_older_than_max_age_are_dead_lettered_unrun() {
 #[tokio::test]
 async fn unknown_actors_and_undecodable_payloads_are_dead_lettered() {
     let broker = MemoryBroker::new();
-    broker.enqueue(Message::new("mixed", "no_such_actor", vec![]), None).await.unwrap();
+    broker
+        .enqueue(Message::new("mixed", "no_such_actor", vec![]), None)
+        .await
+        .unwrap();
     broker.enqueue_raw("mixed", b"{not json".to_vec());
-    broker.enqueue_raw("mixed", br#"{"queue_name":"mixed","actor_name":"add","args":["x"],"kwargs":{},"options":{}}"#.to_vec());
+    broker.enqueue_raw(
+        "mixed",
+        br#"{"queue_name":"mixed","actor_name":"add","args":["x"],"kwargs":{},"options":{}}"#
+            .to_vec(),
+    );
     let w = start(worker(broker.clone()).queues(["mixed"]));
     broker.join(T).await.unwrap();
     w.stop().await.unwrap();
-    let mut reasons: Vec<_> = broker.dead_letters("mixed").into_iter().map(|d| d.reason).collect();
+    let mut reasons: Vec<_> = broker
+        .dead_letters("mixed")
+        .into_iter()
+        .map(|d| d.reason)
+        .collect();
     reasons.sort();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("unknown actor `no_such_actor`")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("undecodable")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("lacks the argument `b`")), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("unknown actor `no_such_actor`")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("undecodable")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("lacks the argument `b`")),
+        "{reasons:?}"
+    );
 }
 
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -237,8 +287,16 @@ async fn shutdown_finishes_running_tasks_and_gives_back_the_rest() {
     for _ in 0..5 {
         gated::message().send(&broker).await.unwrap();
     }
-    let w = start(worker(broker.clone()).queues(["gated"]).concurrency(1).prefetch(5));
-    eventually(T, "the first task to start", || async { GATED_STARTED.load(SeqCst) == 1 }).await;
+    let w = start(
+        worker(broker.clone())
+            .queues(["gated"])
+            .concurrency(1)
+            .prefetch(5),
+    );
+    eventually(T, "the first task to start", || async {
+        GATED_STARTED.load(SeqCst) == 1
+    })
+    .await;
     eventually(T, "the worker to prefetch all five", || async {
         broker.queue_stats("gated").await.unwrap().in_flight == 5
     })
@@ -249,7 +307,11 @@ async fn shutdown_finishes_running_tasks_and_gives_back_the_rest() {
     stopping.await.unwrap().unwrap();
     assert_eq!(GATED_DONE.load(SeqCst), 1);
     let stats = broker.queue_stats("gated").await.unwrap();
-    assert_eq!((stats.ready, stats.in_flight, stats.dead), (4, 0, 0), "the four unstarted are back");
+    assert_eq!(
+        (stats.ready, stats.in_flight, stats.dead),
+        (4, 0, 0),
+        "the four unstarted are back"
+    );
     GATE.add_permits(4);
 }
 
@@ -262,8 +324,15 @@ async fn stuck() {
 async fn tasks_still_running_after_the_grace_period_are_given_back() {
     let broker = MemoryBroker::new();
     stuck::message().send(&broker).await.unwrap();
-    let w = start(worker(broker.clone()).queues(["stuck"]).grace_period(Duration::from_millis(50)));
-    eventually(T, "the task to start", || async { broker.queue_stats("stuck").await.unwrap().in_flight == 1 }).await;
+    let w = start(
+        worker(broker.clone())
+            .queues(["stuck"])
+            .grace_period(Duration::from_millis(50)),
+    );
+    eventually(T, "the task to start", || async {
+        broker.queue_stats("stuck").await.unwrap().in_flight == 1
+    })
+    .await;
     w.stop().await.unwrap();
     let stats = broker.queue_stats("stuck").await.unwrap();
     assert_eq!((stats.ready, stats.in_flight), (1, 0));
@@ -271,7 +340,10 @@ async fn tasks_still_running_after_the_grace_period_are_given_back() {
 
 #[actor(queue = "later")]
 async fn later(sent_at: u64) {
-    LATER_LAG.lock().unwrap().push(workflow::message::now_millis() - sent_at);
+    LATER_LAG
+        .lock()
+        .unwrap()
+        .push(workflow::message::now_millis() - sent_at);
 }
 
 static LATER_LAG: Mutex<Vec<u64>> = Mutex::new(Vec::new());
@@ -280,7 +352,11 @@ static LATER_LAG: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 async fn delayed_messages_wait_for_their_eta() {
     let broker = MemoryBroker::new();
     let now = workflow::message::now_millis();
-    later::message(now).with_delay(Duration::from_millis(200)).send(&broker).await.unwrap();
+    later::message(now)
+        .with_delay(Duration::from_millis(200))
+        .send(&broker)
+        .await
+        .unwrap();
     assert_eq!(broker.queue_stats("later").await.unwrap().delayed, 1);
     let w = start(worker(broker.clone()).queues(["later"]));
     broker.join(T).await.unwrap();
