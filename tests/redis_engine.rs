@@ -151,12 +151,12 @@ async fn random_workflows_start_every_step_once_in_order_on_redis() {
             };
             // Sometimes the completion is redelivered, in the same batch or a later one.
             match rng.below(4) {
-                0 => b.settle(vec![c.clone(), c]).await.unwrap(),
+                0 => b.settle(&[c.clone(), c]).await.unwrap(),
                 1 => {
-                    b.settle(vec![c.clone()]).await.unwrap();
-                    b.settle(vec![c]).await.unwrap()
+                    b.settle(&[c.clone()]).await.unwrap();
+                    b.settle(&[c]).await.unwrap()
                 }
-                _ => b.settle(vec![c]).await.unwrap(),
+                _ => b.settle(&[c]).await.unwrap(),
             };
             done.extend(label(&m));
         }

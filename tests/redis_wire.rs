@@ -143,7 +143,7 @@ async fn enqueued_messages_are_in_dramatiqs_keys_and_format() {
         r.cmd(&["ZSCORE", &format!("{ns}:__heartbeats__"), b.worker_id()]) != support::Reply::Nil
     );
     assert_eq!(b.queue_stats("rw_fmt").await.unwrap().in_flight, 1);
-    b.settle(vec![workflow::Settlement::Ack {
+    b.settle(&[workflow::Settlement::Ack {
         queue: got[0].queue.clone(),
         receipt: got[0].receipt.clone(),
     }])

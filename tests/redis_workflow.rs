@@ -220,10 +220,10 @@ async fn completing_a_node_twice_advances_the_workflow_once() {
     );
 
     // a1 completes three times: twice in one batch, once more in a re-sent batch.
-    b.settle(vec![complete(&got[0]), complete(&got[0])])
+    b.settle(&[complete(&got[0]), complete(&got[0])])
         .await
         .unwrap();
-    b.settle(vec![complete(&got[0])]).await.unwrap();
+    b.settle(&[complete(&got[0])]).await.unwrap();
     assert_eq!(
         r.cmd(&["HGET", &key, "j0"]).int(),
         1,
@@ -240,8 +240,8 @@ async fn completing_a_node_twice_advances_the_workflow_once() {
         [NodeState::Done, NodeState::Running, NodeState::Waiting]
     );
 
-    b.settle(vec![complete(&got[1])]).await.unwrap();
-    b.settle(vec![complete(&got[1])]).await.unwrap();
+    b.settle(&[complete(&got[1])]).await.unwrap();
+    b.settle(&[complete(&got[1])]).await.unwrap();
     assert_eq!(r.cmd(&["HGET", &key, "j0"]).int(), 0);
     assert_eq!(
         r.cmd(&["LLEN", &format!("{}:rwr", b.namespace())]).int(),
@@ -252,10 +252,8 @@ async fn completing_a_node_twice_advances_the_workflow_once() {
 
     let c = b.fetch("rwr", 10).await.unwrap();
     assert_eq!(actors(&c), ["c"]);
-    b.settle(vec![complete(&c[0]), complete(&c[0])])
-        .await
-        .unwrap();
-    b.settle(vec![complete(&c[0])]).await.unwrap();
+    b.settle(&[complete(&c[0]), complete(&c[0])]).await.unwrap();
+    b.settle(&[complete(&c[0])]).await.unwrap();
     let st = h.status().await.unwrap();
     assert_eq!(st.state, WorkflowState::Succeeded);
     assert_eq!(st.count(NodeState::Done), 3);
@@ -266,7 +264,7 @@ async fn completing_a_node_twice_advances_the_workflow_once() {
         "one success handler"
     );
     // A redelivered copy of a node that is done changes nothing either.
-    b.settle(vec![complete(&got[0]), complete(&got[1])])
+    b.settle(&[complete(&got[0]), complete(&got[1])])
         .await
         .unwrap();
     assert_eq!(
@@ -303,8 +301,8 @@ async fn a_failure_mid_group_runs_the_failure_handler_once_and_skips_the_rest() 
         reason: "f: retries exhausted".into(),
         workflow: Some(f.clone()),
     };
-    b.settle(vec![dead.clone()]).await.unwrap();
-    b.settle(vec![dead]).await.unwrap();
+    b.settle(std::slice::from_ref(&dead)).await.unwrap();
+    b.settle(&[dead]).await.unwrap();
 
     let st = h.status().await.unwrap();
     assert_eq!(st.state, WorkflowState::Failed);
@@ -335,7 +333,7 @@ async fn a_failure_mid_group_runs_the_failure_handler_once_and_skips_the_rest() 
     assert!(b.fetch("rwx", 10).await.unwrap().is_empty());
     assert_eq!(r.cmd(&["ZCARD", &format!("{ns}:rwx.XQ")]).int(), 1);
     // The sibling that was running completes, but nothing starts any more.
-    b.settle(vec![complete(&got[1])]).await.unwrap();
+    b.settle(&[complete(&got[1])]).await.unwrap();
     let st = h.status().await.unwrap();
     assert_eq!(
         st.nodes.iter().map(|n| n.state).collect::<Vec<_>>(),
@@ -416,7 +414,7 @@ async fn cancel_skips_queued_tasks_and_says_whether_it_stopped_anything() {
         "queued tasks vanish; no failure handler"
     );
     // The task that was running fails and would be retried: its retry never starts.
-    b.settle(vec![Settlement::Replace {
+    b.settle(&[Settlement::Replace {
         queue: running[0].queue.clone(),
         receipt: running[0].receipt.clone(),
         message: Message::decode(&running[0].payload).unwrap(),
@@ -461,7 +459,7 @@ async fn finished_workflows_expire_after_their_retention_running_ones_never() {
     for _ in 0..2 {
         let d = b.fetch("rwt", 1).await.unwrap();
         assert_eq!(r.cmd(&["PTTL", &key]).int(), -1);
-        b.settle(vec![complete(&d[0])]).await.unwrap();
+        b.settle(&[complete(&d[0])]).await.unwrap();
     }
     assert_eq!(h.status().await.unwrap().state, WorkflowState::Succeeded);
     let ttl = r.cmd(&["PTTL", &key]).int();
@@ -481,7 +479,7 @@ async fn finished_workflows_expire_after_their_retention_running_ones_never() {
         .unwrap();
     let h = raw("rwt", "a").run(&capped).await.unwrap();
     let d = capped.fetch("rwt", 1).await.unwrap();
-    capped.settle(vec![complete(&d[0])]).await.unwrap();
+    capped.settle(&[complete(&d[0])]).await.unwrap();
     let ttl = r.cmd(&["PTTL", &wf_key(&b, h.id())]).int();
     assert!(ttl > 0 && ttl <= 300, "PTTL {ttl}");
     eventually(T, "the state to expire", || async {
@@ -532,7 +530,9 @@ async fn the_state_of_a_big_workflow_stays_small() {
     while got.len() < 1000 {
         got.extend(b.fetch("rws", 1000).await.unwrap());
     }
-    b.settle(got.iter().map(complete).collect()).await.unwrap();
+    b.settle(&got.iter().map(complete).collect::<Vec<_>>())
+        .await
+        .unwrap();
     assert_eq!(b.queue_stats("rws").await.unwrap().ready, 1000);
     let st = h.status().await.unwrap();
     assert_eq!(
@@ -590,7 +590,7 @@ async fn a_retried_node_can_still_be_skipped_and_unknown_ids_are_refused() {
     // a fails and is retried later: its retry waits on the delay queue.
     let mut retry = Message::decode(&got[0].payload).unwrap();
     retry.options.insert("retries".into(), json!(1));
-    b.settle(vec![Settlement::Replace {
+    b.settle(&[Settlement::Replace {
         queue: got[0].queue.clone(),
         receipt: got[0].receipt.clone(),
         message: retry,

@@ -253,17 +253,17 @@ async fn a_redelivered_completion_advances_once() {
     assert_eq!(a.len(), 1);
     // The same completion settled twice (a worker that crashed before its ack was recorded).
     broker
-        .settle(vec![complete(&a[0].0, &a[0].1), complete(&a[0].0, &a[0].1)])
+        .settle(&[complete(&a[0].0, &a[0].1), complete(&a[0].0, &a[0].1)])
         .await
         .unwrap();
     let bc = fetch_all(&broker, "q").await;
     assert_eq!(bc.len(), 2, "b and c start once");
     broker
-        .settle(vec![complete(&bc[0].0, &bc[0].1)])
+        .settle(&[complete(&bc[0].0, &bc[0].1)])
         .await
         .unwrap();
     broker
-        .settle(vec![complete(&bc[0].0, &bc[0].1)])
+        .settle(&[complete(&bc[0].0, &bc[0].1)])
         .await
         .unwrap();
     assert!(
@@ -271,16 +271,13 @@ async fn a_redelivered_completion_advances_once() {
         "b twice does not release the group"
     );
     broker
-        .settle(vec![complete(&bc[1].0, &bc[1].1)])
+        .settle(&[complete(&bc[1].0, &bc[1].1)])
         .await
         .unwrap();
     let d = fetch_all(&broker, "q").await;
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].1.actor_name, "d");
-    broker
-        .settle(vec![complete(&d[0].0, &d[0].1)])
-        .await
-        .unwrap();
+    broker.settle(&[complete(&d[0].0, &d[0].1)]).await.unwrap();
     let status = handle.status().await.unwrap();
     assert_eq!(status.state, WorkflowState::Succeeded);
     assert_eq!(status.count(NodeState::Done), 4);
@@ -300,7 +297,7 @@ async fn a_failed_node_stops_the_workflow_and_skips_queued_siblings() {
     let first = broker.fetch("q", 1).await.unwrap().remove(0);
     let m = Message::decode(&first.payload).unwrap();
     broker
-        .settle(vec![Settlement::DeadLetter {
+        .settle(&[Settlement::DeadLetter {
             queue: first.queue.clone(),
             receipt: first.receipt.clone(),
             reason: "boom".into(),
@@ -348,7 +345,7 @@ async fn cancel_skips_queued_tasks_and_starts_nothing() {
     );
     let m = Message::decode(&a.payload).unwrap();
     // The task that was already running completes, but nothing starts after it.
-    broker.settle(vec![complete(&a, &m)]).await.unwrap();
+    broker.settle(&[complete(&a, &m)]).await.unwrap();
     assert!(broker.fetch("q", 10).await.unwrap().is_empty());
     let status = handle.status().await.unwrap();
     assert_eq!(status.state, WorkflowState::Cancelled);

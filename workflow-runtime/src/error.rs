@@ -71,3 +71,17 @@ pub enum Error {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
 }
+
+impl Error {
+    /// Whether trying the same operation again later may succeed: a lost connection, a
+    /// timeout, a server that is loading or failing over. Script errors, bad data and
+    /// configuration errors are not transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Timeout(_) => true,
+            #[cfg(feature = "redis")]
+            Error::Redis(e) => !matches!(e.retry_method(), redis::RetryMethod::NoRetry),
+            _ => false,
+        }
+    }
+}

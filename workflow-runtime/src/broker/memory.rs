@@ -226,17 +226,17 @@ impl St {
             .is_none_or(|wf| !wf.state.state().is_finished())
     }
 
-    fn settle(&mut self, s: Settlement, woke: &mut Vec<String>) {
+    fn settle(&mut self, s: &Settlement, woke: &mut Vec<String>) {
         match s {
             Settlement::Ack { queue, receipt } => {
-                self.queue(&queue).take(&receipt);
+                self.queue(queue).take(receipt);
             }
             Settlement::Complete {
                 queue,
                 receipt,
                 workflow,
             } => {
-                self.queue(&queue).take(&receipt);
+                self.queue(queue).take(receipt);
                 if let Some(wf) = self.workflows.get_mut(&workflow.id) {
                     let fx = wf.state.complete(workflow.node);
                     self.apply(&workflow.id, fx, woke);
@@ -248,10 +248,10 @@ impl St {
                 message,
                 delay,
             } => {
-                if self.queue(&queue).take(&receipt).is_some() {
+                if self.queue(queue).take(receipt).is_some() {
                     let keep = message.workflow().is_none_or(|w| self.workflow_running(&w));
                     if keep {
-                        woke.extend(self.enqueue(message, delay));
+                        woke.extend(self.enqueue(message.clone(), *delay));
                     }
                 }
             }
@@ -261,9 +261,9 @@ impl St {
                 reason,
                 workflow,
             } => {
-                if let Some(stored) = self.queue(&queue).take(&receipt) {
+                if let Some(stored) = self.queue(queue).take(receipt) {
                     self.dead
-                        .entry(q_name(&queue).to_owned())
+                        .entry(q_name(queue).to_owned())
                         .or_default()
                         .push(DeadLetter {
                             payload: stored.payload,
@@ -272,16 +272,16 @@ impl St {
                 }
                 if let Some(w) = workflow {
                     if let Some(wf) = self.workflows.get_mut(&w.id) {
-                        let fx = wf.state.fail(w.node, &reason);
+                        let fx = wf.state.fail(w.node, reason);
                         self.apply(&w.id, fx, woke);
                     }
                 }
             }
             Settlement::Requeue { queue, receipt } => {
-                let q = self.queue(&queue);
-                if q.in_flight.remove(&receipt) && q.msgs.contains_key(&receipt) {
-                    q.ready.push_back(receipt);
-                    woke.push(q_name(&queue).to_owned());
+                let q = self.queue(queue);
+                if q.in_flight.remove(receipt) && q.msgs.contains_key(receipt) {
+                    q.ready.push_back(receipt.clone());
+                    woke.push(q_name(queue).to_owned());
                 }
             }
         }
@@ -329,7 +329,7 @@ impl Broker for MemoryBroker {
         Box::pin(async { Ok(out) })
     }
 
-    fn settle(&self, batch: Vec<Settlement>) -> BoxFuture<'_, Result<Vec<String>>> {
+    fn settle<'a>(&'a self, batch: &'a [Settlement]) -> BoxFuture<'a, Result<Vec<String>>> {
         let mut st = self.lock();
         let mut woke = Vec::new();
         for s in batch {

@@ -136,7 +136,10 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Settles fetched messages; each settlement is atomic on its own. Returns the canonical
     /// queues onto which settling enqueued something ready to run.
-    fn settle(&self, batch: Vec<Settlement>) -> BoxFuture<'_, Result<Vec<String>>>;
+    ///
+    /// Settling the same batch again (after an error that left it unclear whether the first
+    /// call went through) must change nothing more.
+    fn settle<'a>(&'a self, batch: &'a [Settlement]) -> BoxFuture<'a, Result<Vec<String>>>;
 
     /// Sizes of a queue (by its canonical name).
     fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>>;
@@ -178,7 +181,7 @@ macro_rules! forward_broker {
             fn fetch<'a>(&'a self, queue: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<Delivery>>> {
                 (**self).fetch(queue, max)
             }
-            fn settle(&self, batch: Vec<Settlement>) -> BoxFuture<'_, Result<Vec<String>>> {
+            fn settle<'a>(&'a self, batch: &'a [Settlement]) -> BoxFuture<'a, Result<Vec<String>>> {
                 (**self).settle(batch)
             }
             fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>> {

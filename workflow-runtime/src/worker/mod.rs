@@ -214,7 +214,16 @@ impl Worker {
             shared.tracker.wait().await;
         }
         drop(settle_tx);
-        let _ = flusher.await;
+        // Settlements still waiting (e.g. while Redis is unreachable) get one more grace
+        // period; messages whose settlement is lost are delivered again later.
+        let mut flusher = flusher;
+        if tokio::time::timeout(self.grace, &mut flusher)
+            .await
+            .is_err()
+        {
+            error!("could not settle every finished message in time; those will run again");
+            flusher.abort();
+        }
         let _ = heartbeat.await;
         info!("worker stopped");
         Ok(())
@@ -551,18 +560,39 @@ async fn flush(broker: Arc<dyn Broker>, mut rx: mpsc::UnboundedReceiver<Settleme
     const MAX_BATCH: usize = 256;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut pause = Duration::from_millis(10);
-        loop {
-            match broker.settle(batch.clone()).await {
-                Ok(_) => break,
-                Err(e) => {
-                    error!(error = %e, messages = batch.len(), "settling messages failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
+        if let Err(e) = settle_until_done(&*broker, &batch).await {
+            // One settlement the broker keeps rejecting must not hold back the others.
+            warn!(error = %e, messages = batch.len(), "settling a batch failed; settling one by one");
+            for s in &batch {
+                if let Err(e) = settle_until_done(&*broker, std::slice::from_ref(s)).await {
+                    error!(
+                        error = %e,
+                        queue = %s.queue(),
+                        receipt = s.receipt(),
+                        "the broker rejected a settlement; the message stays in flight and is \
+                         delivered again once this worker is gone"
+                    );
                 }
             }
         }
         batch.clear();
+    }
+}
+
+/// Settles `batch`, retrying for as long as the error is transient (a lost connection, a
+/// restarting server); settling twice is harmless. Returns a permanent error.
+async fn settle_until_done(broker: &dyn Broker, batch: &[Settlement]) -> Result<()> {
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match broker.settle(batch).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                error!(error = %e, messages = batch.len(), "settling messages failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

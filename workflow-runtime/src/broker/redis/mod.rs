@@ -341,7 +341,7 @@ impl RedisBroker {
                 messages = orphans.len(),
                 "giving back messages whose fetch was interrupted"
             );
-            self.settle_batch(orphans).await?;
+            self.settle_batch(&orphans).await?;
         }
         Ok(())
     }
@@ -395,7 +395,7 @@ impl RedisBroker {
         Ok(())
     }
 
-    async fn settle_batch(&self, batch: Vec<Settlement>) -> Result<Vec<String>> {
+    async fn settle_batch(&self, batch: &[Settlement]) -> Result<Vec<String>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -403,7 +403,7 @@ impl RedisBroker {
         inv.arg(&self.inner.ns)
             .arg(now_millis())
             .arg(&self.inner.worker_id);
-        for s in &batch {
+        for s in batch {
             match s {
                 Settlement::Ack { queue, receipt } => {
                     inv.arg("a")
@@ -475,7 +475,7 @@ impl RedisBroker {
         let woke: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
         {
             let mut held = lock(&self.inner.held);
-            for s in &batch {
+            for s in batch {
                 if let Some(set) = held.get_mut(&**s.queue()) {
                     set.remove(s.receipt());
                 }
@@ -697,7 +697,7 @@ impl Broker for RedisBroker {
         })
     }
 
-    fn settle(&self, batch: Vec<Settlement>) -> BoxFuture<'_, Result<Vec<String>>> {
+    fn settle<'a>(&'a self, batch: &'a [Settlement]) -> BoxFuture<'a, Result<Vec<String>>> {
         Box::pin(self.settle_batch(batch))
     }
 
