@@ -153,7 +153,7 @@ async fn random_workflows_start_every_step_once_in_order_on_redis() {
             match rng.below(4) {
                 0 => b.settle(&[c.clone(), c]).await.unwrap(),
                 1 => {
-                    b.settle(&[c.clone()]).await.unwrap();
+                    b.settle(std::slice::from_ref(&c)).await.unwrap();
                     b.settle(&[c]).await.unwrap()
                 }
                 _ => b.settle(&[c]).await.unwrap(),
