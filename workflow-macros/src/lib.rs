@@ -3,8 +3,8 @@
 //! Use them through the facade (`use workflow::prelude::*;`); the code they generate names only
 //! `::workflow::...`, so this crate is not meant to be a direct dependency.
 //!
-//! The examples below are checked by the facade's tests (`tests/ui/actor/` and
-//! `tests/actor_*.rs`): a proc-macro crate cannot depend on the crate its output names.
+//! The examples below are doctests against the facade; every compile error has a snapshot test
+//! in the facade's `tests/ui/`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
@@ -17,11 +17,11 @@ use proc_macro::TokenStream;
 
 /// Makes a function an actor: a task that workers run for each message sent to it.
 ///
-/// ```ignore
+/// ```
 /// use workflow::prelude::*;
 ///
 /// #[actor(queue = "images", max_retries = 5, min_backoff = "1s", time_limit = "30s")]
-/// async fn resize(image_id: u64, width: u32) -> anyhow::Result<()> {
+/// async fn resize(image_id: u64, width: u32) -> Result<(), String> {
 ///     // ...
 ///     Ok(())
 /// }
@@ -120,7 +120,7 @@ use proc_macro::TokenStream;
 /// parameter or return types that are not serializable, unknown or duplicate options, invalid
 /// queue names and durations. For example, a borrowed parameter:
 ///
-/// ```ignore
+/// ```compile_fail
 /// use workflow::prelude::*;
 ///
 /// #[actor]
@@ -137,7 +137,7 @@ pub fn actor(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Builds a workflow from a literal: actor steps in chains and groups, nested to any depth, with
 /// delays, fan-outs over run-time data and embedded workflow values.
 ///
-/// ```ignore
+/// ```
 /// use std::time::Duration;
 /// use workflow::prelude::*;
 ///
@@ -145,6 +145,15 @@ pub fn actor(args: TokenStream, item: TokenStream) -> TokenStream {
 /// #[actor] async fn task2() {}
 /// // ... task3 to task8 alike, and resize(id: u64, width: u32), scan_bucket(bucket: String),
 /// // notify(bucket: String)
+/// # #[actor] async fn task3() {}
+/// # #[actor] async fn task4() {}
+/// # #[actor] async fn task5() {}
+/// # #[actor] async fn task6() {}
+/// # #[actor] async fn task7() {}
+/// # #[actor] async fn task8() {}
+/// # #[actor] async fn resize(id: u64, width: u32) {}
+/// # #[actor] async fn scan_bucket(bucket: String) {}
+/// # #[actor] async fn notify(bucket: String) {}
 ///
 /// # async fn run(broker: &MemoryBroker, ids: Vec<u64>) -> workflow::Result<()> {
 /// let wf = workflow!(chain![
@@ -233,7 +242,11 @@ pub fn actor(args: TokenStream, item: TokenStream) -> TokenStream {
 /// an unknown name, an empty literal `chain![]` or `group![]`, an unknown keyword, malformed
 /// syntax, a delay that is not a `Duration`. For example:
 ///
-/// ```ignore
+/// ```compile_fail
+/// # use workflow::prelude::*;
+/// # #[actor] async fn task1() {}
+/// # #[actor] async fn task2() {}
+/// # #[actor] async fn task3() {}
 /// let wf = workflow!(chain![task1(), parallel![task2(), task3()]]);
 /// //                                 ^^^^^^^^ unknown keyword `parallel`; expected chain!, group!,
 /// //                                          delay!, an actor call or `{ expr }`
@@ -248,8 +261,12 @@ pub fn workflow(input: TokenStream) -> TokenStream {
 /// A chain: its elements run one after the other. `chain![e1, e2]` is
 /// `workflow!(chain![e1, e2])`; see [`workflow!`](macro@workflow) for the elements.
 ///
-/// ```ignore
+/// ```
 /// use workflow::prelude::*;
+/// # #[actor] async fn fetch(url: String) {}
+/// # #[actor] async fn resize(id: u64, size: u32) {}
+/// # #[actor] async fn notify(id: u64) {}
+/// # let (url, id) = (String::from("https://example.com/a.png"), 7);
 ///
 /// let wf = chain![fetch(url.clone()), group![for size in [64, 640] => resize(id, size)], notify(id)];
 /// ```
@@ -270,8 +287,10 @@ pub fn chain(input: TokenStream) -> TokenStream {
 /// A group: its elements run in parallel, and the group is done when all of them are.
 /// `group![e1, e2]` is `workflow!(group![e1, e2])`; see [`workflow!`](macro@workflow).
 ///
-/// ```ignore
+/// ```
 /// use workflow::prelude::*;
+/// # #[actor] async fn resize(id: u64, size: u32) {}
+/// # let (id, ids) = (7, vec![1, 2, 3]);
 ///
 /// let thumbnails = group![resize(id, 64), resize(id, 640)];
 /// let all = group![for id in ids => resize(id, 640)];   // one member per item, run time
@@ -305,9 +324,12 @@ pub fn group(input: TokenStream) -> TokenStream {
 /// predecessor finished (after submission when it comes first). `duration` must be a
 /// `core::time::Duration`; see [`workflow!`](macro@workflow) for the elements.
 ///
-/// ```ignore
+/// ```
 /// use std::time::Duration;
 /// use workflow::prelude::*;
+/// # #[actor] async fn upload(id: u64) {}
+/// # #[actor] async fn notify(id: u64) {}
+/// # let id = 7;
 ///
 /// let wf = chain![upload(id), delay!(Duration::from_secs(60), notify(id))];
 /// ```
