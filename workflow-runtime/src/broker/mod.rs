@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::message::{Message, WorkflowRef};
-use crate::workflow::{Plan, WorkflowStatus};
+use crate::workflow::{Plan, WorkflowFailure, WorkflowState, WorkflowStatus};
 
 pub mod memory;
 #[cfg(feature = "redis")]
@@ -167,6 +167,18 @@ pub trait Broker: Send + Sync + 'static {
     /// The state of a workflow and of each of its nodes.
     fn workflow_status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<WorkflowStatus>>;
 
+    /// The state of a workflow without its nodes: cheap enough to poll (`WorkflowHandle::wait`
+    /// does). The failure is set when the state is `Failed`.
+    fn workflow_state<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(WorkflowState, Option<WorkflowFailure>)>> {
+        Box::pin(async move {
+            let status = self.workflow_status(id).await?;
+            Ok((status.state, status.failure))
+        })
+    }
+
     /// Cancels a running workflow: nothing further starts and its queued tasks are skipped.
     /// Returns `false` if it had already finished.
     fn cancel_workflow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>>;
@@ -201,6 +213,12 @@ macro_rules! forward_broker {
             }
             fn workflow_status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<WorkflowStatus>> {
                 (**self).workflow_status(id)
+            }
+            fn workflow_state<'a>(
+                &'a self,
+                id: &'a str,
+            ) -> BoxFuture<'a, Result<(WorkflowState, Option<WorkflowFailure>)>> {
+                (**self).workflow_state(id)
             }
             fn cancel_workflow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>> {
                 (**self).cancel_workflow(id)

@@ -184,12 +184,12 @@ impl WorkflowHandle {
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
-            let status = self.status().await?;
-            match status.state {
-                WorkflowState::Succeeded => return Ok(status),
+            let (state, failure) = self.broker.workflow_state(&self.id).await?;
+            match state {
+                WorkflowState::Succeeded => return self.status().await,
                 WorkflowState::Cancelled => return Err(Error::WorkflowCancelled(self.id.clone())),
                 WorkflowState::Failed => {
-                    let f = status.failure.unwrap_or(WorkflowFailure {
+                    let f = failure.unwrap_or(WorkflowFailure {
                         node: 0,
                         actor: String::new(),
                         error: "unknown".into(),
