@@ -365,3 +365,32 @@ async fn delayed_messages_wait_for_their_eta() {
     assert_eq!(lag.len(), 1);
     assert!(lag[0] >= 200, "ran {}ms after sending", lag[0]);
 }
+
+/// An argument type whose `Deserialize` panics.
+#[derive(serde::Serialize)]
+struct Explosive;
+
+impl<'de> serde::Deserialize<'de> for Explosive {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("boom while decoding");
+    }
+}
+
+#[actor(queue = "explosive")]
+async fn explosive(_x: Explosive) {}
+
+#[tokio::test]
+async fn a_panic_while_decoding_arguments_dead_letters_the_message() {
+    let broker = MemoryBroker::new();
+    explosive::message(Explosive).send(&broker).await.unwrap();
+    let w = start(worker(broker.clone()).queues(["explosive"]));
+    broker.join(T).await.unwrap();
+    w.stop().await.unwrap();
+    let dead = broker.dead_letters("explosive");
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].reason.contains("boom while decoding"),
+        "{}",
+        dead[0].reason
+    );
+}

@@ -400,3 +400,26 @@ fn node_messages_do_not_grow_with_the_workflow() {
         "2 members: {small} bytes, 1000 members: {big} bytes"
     );
 }
+
+#[test]
+fn the_no_op_of_a_delayed_empty_group_goes_to_a_queue_of_the_workflow() {
+    let wf = Workflow::chain([
+        Workflow::message(Message::new("images", "a", vec![])),
+        Workflow::delay(
+            Duration::from_secs(1),
+            Workflow::group(Vec::<Workflow>::new()),
+        ),
+        Workflow::message(Message::new("mail", "b", vec![])),
+    ]);
+    let plan = wf.plan().unwrap();
+    let queues: Vec<_> = plan
+        .tasks
+        .iter()
+        .map(|t| (t.message.actor_name.as_str(), t.message.queue_name.as_str()))
+        .collect();
+    assert_eq!(
+        queues,
+        [("a", "images"), ("workflow_noop", "mail"), ("b", "mail")]
+    );
+    assert_eq!(plan.tasks[1].delay, Some(Duration::from_secs(1)));
+}

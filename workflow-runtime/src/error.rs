@@ -80,7 +80,15 @@ impl Error {
         match self {
             Error::Timeout(_) => true,
             #[cfg(feature = "redis")]
-            Error::Redis(e) => !matches!(e.retry_method(), redis::RetryMethod::NoRetry),
+            Error::Redis(e) => match e.code() {
+                // A script that fails on its input fails the same way next time, and so does a
+                // command on a key of the wrong type.
+                Some("ERR") => !e.detail().is_some_and(|d| d.contains("script")),
+                Some("WRONGTYPE" | "NOPERM" | "NOSCRIPT") => false,
+                // LOADING, BUSY, OOM, MISCONF, TRYAGAIN, READONLY, MASTERDOWN, NOREPLICAS, ...
+                Some(_) => true,
+                None => !matches!(e.retry_method(), redis::RetryMethod::NoRetry),
+            },
             _ => false,
         }
     }

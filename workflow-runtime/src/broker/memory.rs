@@ -221,9 +221,10 @@ impl St {
     }
 
     fn workflow_running(&self, w: &WorkflowRef) -> bool {
+        // Running workflows are never purged: an unknown one finished long ago.
         self.workflows
             .get(&w.id)
-            .is_none_or(|wf| !wf.state.state().is_finished())
+            .is_some_and(|wf| !wf.state.state().is_finished())
     }
 
     fn settle(&mut self, s: &Settlement, woke: &mut Vec<String>) {

@@ -43,7 +43,7 @@ pub struct Worker {
     queues: Option<Vec<String>>,
     concurrency: usize,
     prefetch: Option<usize>,
-    delay_prefetch: usize,
+    delay_prefetch: Option<usize>,
     grace: Duration,
     max_poll_interval: Duration,
 }
@@ -68,7 +68,7 @@ impl Worker {
             queues: None,
             concurrency: 8,
             prefetch: None,
-            delay_prefetch: 1000,
+            delay_prefetch: None,
             grace: Duration::from_secs(30),
             max_poll_interval: Duration::from_secs(1),
         }
@@ -93,9 +93,12 @@ impl Worker {
         self
     }
 
-    /// How many delayed messages of one queue this worker holds at most (default 1000).
+    /// How many delayed messages (and retries waiting for their backoff) of one queue this
+    /// worker holds at most, until they are due (default: 1000 per unit of concurrency, at most
+    /// 65535, as dramatiq). When that many wait for later times, messages delayed less wait
+    /// behind them on the broker.
     pub fn delay_prefetch(mut self, n: usize) -> Self {
-        self.delay_prefetch = n.max(1);
+        self.delay_prefetch = Some(n.max(1));
         self
     }
 
@@ -138,6 +141,9 @@ impl Worker {
             }
         }
         let prefetch = self.prefetch.unwrap_or(self.concurrency * 2);
+        let delay_prefetch = self
+            .delay_prefetch
+            .unwrap_or((self.concurrency * 1000).min(65535));
         let shared = Arc::new(Shared {
             broker: self.broker.clone(),
             registry,
@@ -153,7 +159,7 @@ impl Worker {
         let mut all_queues = Vec::new();
         let mut consumers = Vec::new();
         for q in &queues {
-            for (name, limit) in [(q.clone(), prefetch), (dq_name(q), self.delay_prefetch)] {
+            for (name, limit) in [(q.clone(), prefetch), (dq_name(q), delay_prefetch)] {
                 all_queues.push(name.clone());
                 let c = Consumer {
                     shared: shared.clone(),
@@ -166,8 +172,12 @@ impl Worker {
                 consumers.push(tokio::spawn(c.run()));
             }
         }
+        // Heartbeats go on until everything is settled: a worker that falls silent while it
+        // still finishes tasks would have its messages recovered and run twice by others.
+        let heartbeat_stop = CancellationToken::new();
         let heartbeat = {
             let shared = shared.clone();
+            let stop = heartbeat_stop.clone();
             let queues = all_queues.clone();
             tokio::spawn(async move {
                 let every = shared.broker.heartbeat_interval();
@@ -177,7 +187,7 @@ impl Worker {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(every) => {}
-                        _ = shared.stop.cancelled() => break,
+                        _ = stop.cancelled() => break,
                     }
                 }
             })
@@ -224,6 +234,7 @@ impl Worker {
             error!("could not settle every finished message in time; those will run again");
             flusher.abort();
         }
+        heartbeat_stop.cancel();
         let _ = heartbeat.await;
         info!("worker stopped");
         Ok(())
@@ -302,10 +313,13 @@ impl Consumer {
                 }
                 continue;
             }
-            let fetched = tokio::select! {
-                r = self.shared.broker.fetch(&self.queue, self.limit - held) => r,
-                _ = stop.cancelled() => break,
-            };
+            // A fetch is not abandoned half-way when the worker stops: the broker may already
+            // have handed out its messages; they are given back below instead.
+            let fetched = self
+                .shared
+                .broker
+                .fetch(&self.queue, self.limit - held)
+                .await;
             match fetched {
                 Err(e) => {
                     warn!(queue = %self.queue, error = %e, "fetch failed; retrying");
@@ -389,6 +403,12 @@ impl Consumer {
         let settle = self.settle.clone();
         let outstanding = self.outstanding.clone();
         let key = (d.queue.clone(), d.receipt.clone());
+        // Registered before the task can finish and unregister itself.
+        let mut running = self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let task = self.shared.tracker.spawn(async move {
             let s = execute(&shared, d, message).await;
             shared
@@ -400,14 +420,7 @@ impl Consumer {
             outstanding.release();
             drop(permit);
         });
-        let mut running = self
-            .shared
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if !task.is_finished() {
-            running.insert(key, task.abort_handle());
-        }
+        running.insert(key, task.abort_handle());
         true
     }
 
@@ -486,7 +499,15 @@ async fn execute(shared: &Shared, d: Delivery, message: Message) -> Settlement {
         .unwrap_or(DEFAULT_TIME_LIMIT);
     let outcome = async {
         debug!("running");
-        let fut = (actor.handler)(message.args.clone(), message.kwargs.clone())?;
+        let (args, kwargs) = (message.args.clone(), message.kwargs.clone());
+        // A `Deserialize` impl of an argument may panic: that is a bad message, not a crash.
+        let fut = std::panic::catch_unwind(AssertUnwindSafe(|| (actor.handler)(args, kwargs)))
+            .map_err(|panic| {
+            TaskError::permanent(format!(
+                "decoding the arguments panicked: {}",
+                panic_message(panic.as_ref())
+            ))
+        })??;
         match tokio::time::timeout(time_limit, CatchUnwind(fut)).await {
             Err(_) => Err(TaskError::new(format!(
                 "time limit of {time_limit:?} exceeded"

@@ -192,6 +192,7 @@ impl Workflow {
             Some(root) => builder.build(&root, Next::End, Duration::ZERO)?,
             None => Vec::new(),
         };
+        place_noops(&mut builder.tasks);
         Ok(Plan {
             on_success: callback(&self.on_success)?,
             on_failure: callback(&self.on_failure)?,
@@ -219,6 +220,26 @@ fn step_message(m: &std::result::Result<Message, (&'static str, String)>) -> Res
         actor,
         source: <serde_json::Error as serde::de::Error>::custom(e),
     })
+}
+
+/// Puts each `workflow_noop` task (a delayed empty element) on the queue of the nearest real
+/// task, the next one in reading order if there is one: a worker of this workflow consumes
+/// that queue, while nothing says one consumes `default`. Every worker knows `workflow_noop`.
+fn place_noops(tasks: &mut [PlanTask]) {
+    let is_noop = |t: &PlanTask| t.message.actor_name == NOOP_ACTOR && t.message.args.is_empty();
+    for i in 0..tasks.len() {
+        if !is_noop(&tasks[i]) {
+            continue;
+        }
+        let near = tasks[i + 1..]
+            .iter()
+            .chain(tasks[..i].iter().rev())
+            .find(|t| !is_noop(t))
+            .map(|t| t.message.queue_name.clone());
+        if let Some(queue) = near {
+            tasks[i].message.queue_name = queue;
+        }
+    }
 }
 
 /// Removes run-time-empty groups and chains; an empty element with a delay becomes a
