@@ -45,30 +45,20 @@ pub(crate) fn expand(actor: &Checked) -> TokenStream {
         quote_spanned!(ty.span()=> ::workflow::__private::to_arg::<#ty>(&#ident))
     });
     let handler = handler(actor);
+    let marker = marker_type(
+        &cfgs,
+        &quote!(#[doc = #type_doc] #(#deprecated)*),
+        vis,
+        ident,
+        name,
+        &quote!(#queue),
+        &options,
+    );
 
     quote! {
         #func
 
-        #(#cfgs)*
-        #[doc = #type_doc]
-        #(#deprecated)*
-        #[allow(
-            non_camel_case_types,
-            dead_code,
-            missing_debug_implementations,
-            missing_copy_implementations
-        )]
-        #vis struct #ident {
-            _private: (),
-        }
-
-        #(#cfgs)*
-        #[allow(deprecated)]
-        impl ::workflow::__private::Actor for #ident {
-            const NAME: &'static str = #name;
-            const QUEUE: &'static str = #queue;
-            const OPTIONS: ::workflow::__private::ActorOptions = #options;
-        }
+        #marker
 
         #(#cfgs)*
         #[allow(dead_code, deprecated)]
@@ -264,22 +254,20 @@ pub(crate) fn with_errors(
     }
 }
 
-/// The marker type, its `Actor` impl and a `message` with the function's parameter types, that
-/// does nothing; only emitted next to a compile error.
-fn stub(func: &ItemFn) -> TokenStream {
-    let ident = &func.sig.ident;
-    let vis = &func.vis;
-    let cfgs = cfg_attrs(&func.attrs);
-    let name = ident.unraw().to_string();
-    let message = Ident::new("message", ident.span());
-    let (generics, where_clause) = (&func.sig.generics, &func.sig.generics.where_clause);
-    let types = func.sig.inputs.iter().filter_map(|arg| match arg {
-        FnArg::Typed(typed) => Some(&typed.ty),
-        FnArg::Receiver(_) => None,
-    });
-    let options = options_expr(&Options::default());
+/// The braced marker type named like the function (a type only, so it coexists with the
+/// function) and its `Actor` impl.
+fn marker_type(
+    cfgs: &[&Attribute],
+    attrs: &TokenStream,
+    vis: &syn::Visibility,
+    ident: &Ident,
+    name: &str,
+    queue: &TokenStream,
+    options: &TokenStream,
+) -> TokenStream {
     quote! {
         #(#cfgs)*
+        #attrs
         #[allow(
             non_camel_case_types,
             dead_code,
@@ -294,9 +282,37 @@ fn stub(func: &ItemFn) -> TokenStream {
         #[allow(deprecated)]
         impl ::workflow::__private::Actor for #ident {
             const NAME: &'static str = #name;
-            const QUEUE: &'static str = #DEFAULT_QUEUE;
+            const QUEUE: &'static str = #queue;
             const OPTIONS: ::workflow::__private::ActorOptions = #options;
         }
+    }
+}
+
+/// The marker type, its `Actor` impl and a `message` with the function's parameter types, that
+/// does nothing; only emitted next to a compile error.
+fn stub(func: &ItemFn) -> TokenStream {
+    let ident = &func.sig.ident;
+    let vis = &func.vis;
+    let cfgs = cfg_attrs(&func.attrs);
+    let name = ident.unraw().to_string();
+    let message = Ident::new("message", ident.span());
+    let (generics, where_clause) = (&func.sig.generics, &func.sig.generics.where_clause);
+    let types = func.sig.inputs.iter().filter_map(|arg| match arg {
+        FnArg::Typed(typed) => Some(&typed.ty),
+        FnArg::Receiver(_) => None,
+    });
+    let options = options_expr(&Options::default());
+    let marker = marker_type(
+        &cfgs,
+        &TokenStream::new(),
+        vis,
+        ident,
+        &name,
+        &quote!(#DEFAULT_QUEUE),
+        &options,
+    );
+    quote! {
+        #marker
 
         #(#cfgs)*
         #[allow(dead_code, clippy::all)]
