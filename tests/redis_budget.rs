@@ -51,6 +51,7 @@ async fn a_workflow_task_costs_few_round_trips_and_commands() {
         .await
         .unwrap();
     r.cmd(&["CONFIG", "RESETSTAT"]);
+    let cpu = r.cpu_seconds();
 
     let started = std::time::Instant::now();
     let mut handles = Vec::with_capacity(WORKFLOWS);
@@ -65,6 +66,10 @@ async fn a_workflow_task_costs_few_round_trips_and_commands() {
     w.stop().await;
     let elapsed = started.elapsed();
     let calls = r.command_calls();
+    let bytes_in = r.info_u64("stats", "total_net_input_bytes");
+    let bytes_out = r.info_u64("stats", "total_net_output_bytes");
+    let busy = r.script_usec();
+    let cpu = r.cpu_seconds() - cpu;
 
     for h in &handles {
         assert_eq!(h.status().await.unwrap().state, WorkflowState::Succeeded);
@@ -73,8 +78,9 @@ async fn a_workflow_task_costs_few_round_trips_and_commands() {
         calls.iter().filter(|(c, _)| pred(c)).map(|(_, n)| n).sum()
     };
     let commands = count(&|c| !c.starts_with("config") && c != "info");
-    // Every call of the broker is one script call (EVALSHA); nothing else is sent during the
-    // run (SCAN and SMEMBERS only follow a dead worker or a lost reply).
+    // Every call of the submitter and the worker is one script call (EVALSHA); nothing else
+    // is sent during the run (SCAN and SMEMBERS only follow a dead worker or a lost reply;
+    // status reads are plain HMGETs, but none is made during the run).
     let round_trips = count(&|c| matches!(c, "evalsha" | "eval"));
     let per_task = commands as f64 / TASKS as f64;
     let trips = round_trips as f64 / TASKS as f64;
@@ -82,7 +88,12 @@ async fn a_workflow_task_costs_few_round_trips_and_commands() {
     by_command.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     eprintln!(
         "{WORKFLOWS} diamonds ({TASKS} tasks) in {elapsed:?}: {commands} commands ({per_task:.2} per task), \
-         {round_trips} script calls ({trips:.3} per task); by command: {by_command:?}"
+         {round_trips} script calls ({trips:.3} per task), {} bytes to Redis and {} from it per task, \
+         {:.1} µs of Redis time in scripts and {:.1} µs of Redis CPU per task; by command: {by_command:?}",
+        bytes_in / TASKS as u64,
+        bytes_out / TASKS as u64,
+        busy as f64 / TASKS as f64,
+        cpu * 1e6 / TASKS as f64,
     );
     assert!(per_task <= 10.0, "{per_task:.2} Redis commands per task");
     assert!(trips <= 1.2, "{trips:.3} round trips per task");

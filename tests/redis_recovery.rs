@@ -209,3 +209,119 @@ async fn workflows_complete_across_a_redis_restart() {
     assert_eq!(b.queue_stats("rr").await.unwrap(), Default::default());
     assert_eq!(r.cmd(&["PING"]), Reply::Bulk(b"PONG".to_vec()));
 }
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `worker` died holding the message `receipt` of queue `q`: in its acks set, off the list.
+fn held_by_dead(r: &mut Resp, ns: &str, worker: &str, q: &str, last_beat: u64) -> String {
+    let receipt = r.cmd(&["LPOP", &format!("{ns}:{q}")]).text();
+    r.cmd(&["SADD", &format!("{ns}:__acks__.{worker}.{q}"), &receipt]);
+    r.cmd(&[
+        "ZADD",
+        &format!("{ns}:__heartbeats__"),
+        &last_beat.to_string(),
+        worker,
+    ]);
+    receipt
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dead_worker_is_recovered_however_many_died_before_it() {
+    use workflow::{Broker, Message};
+    let url = redis_url();
+    let ns = namespace();
+    let b = broker_with(&url, &ns, Duration::from_secs(60)).await;
+    let _clean = Cleanup::on(&url, &ns);
+    let mut r = Resp::connect(&url);
+    let hb = format!("{ns}:__heartbeats__");
+    let now = now_ms();
+    // 150 workers died long ago with messages on a queue nobody here consumes: their acks
+    // sets stay, and so do they in the heartbeats.
+    let mut old = vec!["ZADD".to_owned(), hb.clone()];
+    for i in 0..150u64 {
+        let w = format!("old-{i:03}");
+        r.cmd(&["SADD", &format!("{ns}:__acks__.{w}.rr_elsewhere"), "x"]);
+        old.push((now - 3_600_000 + i).to_string());
+        old.push(w);
+    }
+    r.cmd(&old);
+    // One died in the middle of them, and one died just now, each holding a message of ours.
+    for i in 0..2 {
+        b.enqueue(Message::new("rr_mine", "a", vec![i.into()]), None)
+            .await
+            .unwrap();
+    }
+    let middle = held_by_dead(&mut r, &ns, "middle", "rr_mine", now - 3_600_000 + 100);
+    let newest = held_by_dead(&mut r, &ns, "newest", "rr_mine", now - 120_000);
+    let queues = ["rr_mine".to_owned(), "rr_mine.DQ".to_owned()];
+    let ready = |r: &mut Resp| {
+        r.cmd(&["LRANGE", &format!("{ns}:rr_mine"), "0", "-1"])
+            .texts()
+    };
+
+    b.heartbeat(&queues).await.unwrap();
+    assert_eq!(
+        ready(&mut r),
+        std::slice::from_ref(&newest),
+        "the newest dead worker at once"
+    );
+    let mut beats = 1;
+    while ready(&mut r).len() < 2 {
+        assert!(
+            beats < 10,
+            "the worker that died in the middle was never recovered"
+        );
+        b.heartbeat(&queues).await.unwrap();
+        beats += 1;
+    }
+    assert!(ready(&mut r).contains(&middle));
+    eprintln!("recovered after {beats} heartbeats");
+    // The others keep their acks sets: nothing of theirs is ours to give back.
+    assert_eq!(r.keys(&format!("{ns}:__acks__.old-*")).len(), 150);
+    let scores = r.cmd(&["ZCOUNT", &hb, "-inf", &(now - 3_000_000).to_string()]);
+    assert!(
+        scores.int() >= 150,
+        "a dead worker with acks sets left stays: {scores:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_expiry_keeps_up() {
+    use workflow::Broker;
+    let url = redis_url();
+    let ns = namespace();
+    let b = RedisBroker::builder(&url)
+        .namespace(&ns)
+        .dead_message_ttl(Duration::from_secs(3600))
+        .connect()
+        .await
+        .unwrap();
+    let _clean = Cleanup::on(&url, &ns);
+    let mut r = Resp::connect(&url);
+    let xq = format!("{ns}:rr_x.XQ");
+    let old = now_ms() - 7_200_000;
+    for batch in 0..25u64 {
+        let mut zadd = vec!["ZADD".to_owned(), xq.clone()];
+        let mut hset = vec!["HSET".to_owned(), format!("{xq}.msgs")];
+        for i in 0..1000u64 {
+            let id = format!("dead-{batch}-{i}");
+            zadd.push((old + i).to_string());
+            zadd.push(id.clone());
+            hset.push(id);
+            hset.push("{}".into());
+        }
+        r.cmd(&zadd);
+        r.cmd(&hset);
+    }
+    r.cmd(&["ZADD", &xq, &now_ms().to_string(), "recent"]);
+    r.cmd(&["HSET", &format!("{xq}.msgs"), "recent", "{}"]);
+    b.heartbeat(&["rr_x".to_owned()]).await.unwrap();
+    assert_eq!(r.cmd(&["ZCARD", &xq]).int(), 1, "expired in one heartbeat");
+    assert_eq!(r.cmd(&["ZRANGE", &xq, "0", "-1"]).texts(), ["recent"]);
+    assert_eq!(r.cmd(&["HLEN", &format!("{xq}.msgs")]).int(), 1);
+}

@@ -299,3 +299,164 @@ async fn failures_are_retried_through_the_delay_queue_then_dead_lettered() {
     assert_eq!(r.cmd(&["HLEN", &format!("{ns}:rw_dead.msgs")]).int(), 0);
     assert_eq!(r.cmd(&["HLEN", &format!("{ns}:rw_dead.DQ.msgs")]).int(), 0);
 }
+
+fn ids(ds: &[workflow::Delivery]) -> Vec<String> {
+    ds.iter().map(|d| d.receipt.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_that_fails_changes_nothing_and_the_others_go_through_alone() {
+    use workflow::{Broker, Settlement, Workflow};
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let ns = b.namespace().to_owned();
+    let mut r = Resp::connect(&redis_url());
+    for i in 0..4 {
+        b.enqueue(Message::new("rw_atomic", "plain", vec![json!(i)]), None)
+            .await
+            .unwrap();
+    }
+    let wf = Workflow::chain([
+        Workflow::message(Message::new("rw_atomic", "first", vec![])),
+        Workflow::message(Message::new("rw_atomic", "second", vec![])),
+    ])
+    .run(&b)
+    .await
+    .unwrap();
+    let got = b.fetch("rw_atomic", 10).await.unwrap();
+    assert_eq!(got.len(), 5);
+    let node = Message::decode(&got[4].payload).unwrap();
+    assert_eq!(node.actor_name, "first");
+    // Something else than dramatiq's sorted set where the dead letters go.
+    r.cmd(&["SET", &format!("{ns}:rw_atomic.XQ"), "not a zset"]);
+
+    let q = got[0].queue.clone();
+    let retry = Settlement::Replace {
+        queue: q.clone(),
+        receipt: got[0].receipt.clone(),
+        message: Message::decode(&got[0].payload).unwrap(),
+        delay: None,
+    };
+    let dead = Settlement::DeadLetter {
+        queue: q.clone(),
+        receipt: got[1].receipt.clone(),
+        reason: "gave up".into(),
+        workflow: None,
+    };
+    let requeue = Settlement::Requeue {
+        queue: q.clone(),
+        receipt: got[2].receipt.clone(),
+    };
+    let ack = Settlement::Ack {
+        queue: q.clone(),
+        receipt: got[3].receipt.clone(),
+    };
+    let complete = Settlement::Complete {
+        queue: q.clone(),
+        receipt: got[4].receipt.clone(),
+        workflow: node.workflow().unwrap(),
+    };
+    let acks = format!("{ns}:__acks__.{}.rw_atomic", b.worker_id());
+    let snapshot = |r: &mut Resp| {
+        let mut members = r.cmd(&["SMEMBERS", &acks]).texts();
+        members.sort();
+        (
+            members,
+            r.cmd(&["LLEN", &format!("{ns}:rw_atomic")]).int(),
+            r.cmd(&["HLEN", &format!("{ns}:rw_atomic.msgs")]).int(),
+            r.cmd(&["HGETALL", &format!("{ns}:wf:{{{}}}", wf.id())]),
+        )
+    };
+    let before = snapshot(&mut r);
+    assert_eq!(before.0.len(), 5);
+    let batch = [
+        retry.clone(),
+        complete.clone(),
+        dead.clone(),
+        requeue.clone(),
+        ack.clone(),
+    ];
+    let err = b.settle(&batch).await.unwrap_err();
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    assert_eq!(
+        snapshot(&mut r),
+        before,
+        "the failed batch changed something"
+    );
+    // Sent again, it fails again, still without a trace.
+    assert!(b.settle(&batch).await.is_err());
+    assert_eq!(snapshot(&mut r), before);
+
+    // One by one, as the worker does after a failed batch: all but the dead letter go through.
+    b.settle(std::slice::from_ref(&retry)).await.unwrap();
+    b.settle(std::slice::from_ref(&complete)).await.unwrap();
+    assert!(b.settle(std::slice::from_ref(&dead)).await.is_err());
+    b.settle(std::slice::from_ref(&requeue)).await.unwrap();
+    b.settle(std::slice::from_ref(&ack)).await.unwrap();
+    assert_eq!(
+        r.cmd(&["SMEMBERS", &acks]).texts(),
+        [got[1].receipt.clone()]
+    );
+    let again = b.fetch("rw_atomic", 10).await.unwrap();
+    let mut names: Vec<String> = again
+        .iter()
+        .map(|d| {
+            let m = Message::decode(&d.payload).unwrap();
+            format!(
+                "{}{}",
+                m.actor_name,
+                m.args.first().map_or(String::new(), |a| a.to_string())
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["plain0", "plain2", "second"],
+        "the retry, the requeued message and the workflow's next step"
+    );
+    assert!(
+        !ids(&again).contains(&got[0].receipt),
+        "the retry is a new copy"
+    );
+
+    // Once the key is fixed, the dead letter goes through too.
+    r.cmd(&["DEL", &format!("{ns}:rw_atomic.XQ")]);
+    b.settle(&[dead]).await.unwrap();
+    assert_eq!(b.queue_stats("rw_atomic").await.unwrap().dead, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_queues_are_not_queues() {
+    use workflow::{Broker, Error, Workflow};
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let mut r = Resp::connect(&redis_url());
+    for q in ["rw_x.XQ", "", "has space", "9lives"] {
+        assert!(
+            matches!(
+                b.enqueue(Message::new(q, "a", vec![]), None).await,
+                Err(Error::InvalidQueueName(_))
+            ),
+            "{q:?}"
+        );
+    }
+    assert!(matches!(
+        b.fetch("rw_x.XQ", 1).await,
+        Err(Error::InvalidQueueName(_))
+    ));
+    assert!(matches!(
+        Workflow::message(Message::new("rw_x.XQ", "a", vec![]))
+            .run(&b)
+            .await,
+        Err(Error::InvalidQueueName(_))
+    ));
+    assert!(
+        r.keys(&format!("{}:*", b.namespace())).is_empty(),
+        "nothing written"
+    );
+    // A delay queue is a queue (dramatiq enqueues there directly too).
+    b.enqueue(Message::new("rw_x.DQ", "a", vec![]), None)
+        .await
+        .unwrap();
+}

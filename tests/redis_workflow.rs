@@ -616,3 +616,302 @@ async fn a_retried_node_can_still_be_skipped_and_unknown_ids_are_refused() {
         "an id is submitted once"
     );
 }
+
+/// A group of `n` raw steps on `queue`.
+fn group_of(queue: &str, n: usize) -> Workflow {
+    Workflow::from(
+        (0..n)
+            .map(|i| Workflow::message(Message::new(queue, "g", vec![json!(i)])))
+            .collect::<Group>(),
+    )
+}
+
+fn states(st: &workflow::WorkflowStatus) -> Vec<NodeState> {
+    st.nodes.iter().map(|n| n.state).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_of_a_stopped_workflow_held_by_a_dead_worker_never_run() {
+    let url = redis_url();
+    let ns = support::namespace();
+    let _clean = Cleanup::new(&ns);
+    let timeout = Duration::from_millis(300);
+    let b = support::broker_with(&url, &ns, timeout).await;
+    let dead = support::broker_with(&url, &ns, timeout).await;
+    let h = Workflow::from(
+        Group::new()
+            .with(raw("rwd", "a"))
+            .with(raw("rwd", "b"))
+            .with(raw("rwd", "c")),
+    )
+    .run(&b)
+    .await
+    .unwrap();
+    // A worker takes two of them (prefetched, say) and dies.
+    assert_eq!(actors(&dead.fetch("rwd", 2).await.unwrap()), ["a", "b"]);
+    drop(dead);
+    use NodeState::*;
+    assert_eq!(
+        states(&h.status().await.unwrap()),
+        [Running, Running, Queued]
+    );
+    assert!(h.cancel().await.unwrap());
+    assert_eq!(
+        states(&h.status().await.unwrap()),
+        [Running, Running, Skipped]
+    );
+    // Its messages come back once it is found dead ...
+    tokio::time::sleep(timeout * 2).await;
+    b.heartbeat(&["rwd".to_owned(), "rwd.DQ".to_owned()])
+        .await
+        .unwrap();
+    // ... and are dropped, not handed out: their workflow was cancelled.
+    assert!(b.fetch("rwd", 10).await.unwrap().is_empty());
+    assert_eq!(states(&h.status().await.unwrap()), [Skipped; 3]);
+    assert_eq!(b.queue_stats("rwd").await.unwrap(), Default::default());
+    let mut r = Resp::connect(&url);
+    assert_eq!(r.cmd(&["HLEN", &format!("{ns}:rwd.msgs")]).int(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_that_is_gone_starts_no_retry_and_hands_out_nothing() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let mut r = Resp::connect(&redis_url());
+    let h = Workflow::from(Group::new().with(raw("rwg", "a")).with(raw("rwg", "b")))
+        .run(&b)
+        .await
+        .unwrap();
+    let got = b.fetch("rwg", 1).await.unwrap();
+    // Running workflows never expire: a workflow that is gone has finished long ago.
+    r.cmd(&["DEL", &wf_key(&b, h.id())]);
+    b.settle(&[Settlement::Replace {
+        queue: got[0].queue.clone(),
+        receipt: got[0].receipt.clone(),
+        message: Message::decode(&got[0].payload).unwrap(),
+        delay: Some(Duration::from_millis(1)),
+    }])
+    .await
+    .unwrap();
+    let s = b.queue_stats("rwg").await.unwrap();
+    assert_eq!((s.ready, s.delayed, s.in_flight), (1, 0, 0), "no retry");
+    assert!(b.fetch("rwg", 10).await.unwrap().is_empty(), "b is dropped");
+    assert_eq!(b.queue_stats("rwg").await.unwrap(), Default::default());
+    assert!(r.keys(&format!("{}:wf:*", b.namespace())).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_an_earlier_workflow_with_the_same_id_change_nothing() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let mut r = Resp::connect(&redis_url());
+    let id = format!("reused-{}", b.namespace());
+    let pair = |x: &str, y: &str| {
+        Workflow::from(Group::new().with(raw("rwn", x)).with(raw("rwn", y)))
+            .on_success(raw("rwn_done", "done"))
+    };
+    b.submit_workflow(pair("a_old", "b_old").plan_with_id(id.clone()).unwrap())
+        .await
+        .unwrap();
+    let old = b.fetch("rwn", 10).await.unwrap();
+    assert_eq!(actors(&old), ["a_old", "b_old"]);
+    // The old workflow's state expires while its messages are still about.
+    r.cmd(&["DEL", &wf_key(&b, &id)]);
+    b.submit_workflow(pair("a_new", "b_new").plan_with_id(id.clone()).unwrap())
+        .await
+        .unwrap();
+    // An old completion does not complete the new workflow's node 0; an old message given
+    // back is not handed out again.
+    b.settle(&[
+        complete(&old[0]),
+        Settlement::Requeue {
+            queue: old[1].queue.clone(),
+            receipt: old[1].receipt.clone(),
+        },
+    ])
+    .await
+    .unwrap();
+    let st = b.workflow_status(&id).await.unwrap();
+    assert_eq!(states(&st), [NodeState::Queued, NodeState::Queued]);
+    assert_eq!(r.cmd(&["HGET", &wf_key(&b, &id), "j0"]).int(), 2);
+    let new = b.fetch("rwn", 10).await.unwrap();
+    assert_eq!(actors(&new), ["a_new", "b_new"]);
+    b.settle(&new.iter().map(complete).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(
+        b.workflow_status(&id).await.unwrap().state,
+        WorkflowState::Succeeded
+    );
+    assert_eq!(actors(&b.fetch("rwn_done", 10).await.unwrap()), ["done"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitting_the_same_plan_again_is_a_no_op() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let plan = Workflow::from(Chain::new().then(raw("rwi", "a")).then(raw("rwi", "b")))
+        .plan()
+        .unwrap();
+    let id = plan.id.clone();
+    b.submit_workflow(plan.clone()).await.unwrap();
+    b.submit_workflow(plan.clone()).await.unwrap();
+    let got = b.fetch("rwi", 10).await.unwrap();
+    assert_eq!(actors(&got), ["a"], "started once");
+    b.settle(&[complete(&got[0])]).await.unwrap();
+    b.submit_workflow(plan.clone()).await.unwrap();
+    assert_eq!(actors(&b.fetch("rwi", 10).await.unwrap()), ["b"]);
+    let st = b.workflow_status(&id).await.unwrap();
+    assert_eq!(states(&st), [NodeState::Done, NodeState::Running]);
+    // Another plan under the same id is refused.
+    let other = raw("rwi", "a").plan_with_id(id).unwrap();
+    assert!(b.submit_workflow(other).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_plan_expires_from_its_first_chunk_on() {
+    let server = support::RedisServer::start_in_memory();
+    let url = server.url();
+    let b = support::broker_with(&url, &support::namespace(), Duration::from_secs(60)).await;
+    let filler = "x".repeat(400);
+    let group: Group = (0..15_000)
+        .map(|i| Workflow::message(Message::new("rwb", "big", vec![json!(i), json!(filler)])))
+        .collect();
+    let plan = Workflow::from(group).plan().unwrap();
+    let pattern = format!("{}:wf:*staging*", b.namespace());
+    let submit = tokio::spawn({
+        let b = b.clone();
+        async move { b.submit_workflow(plan).await }
+    });
+    let mut r = Resp::connect(&url);
+    let (mut seen, mut without_ttl) = (0, 0);
+    while !submit.is_finished() {
+        for key in r.keys(&pattern) {
+            seen += 1;
+            let ttl = r.cmd(&["PTTL", &key]).int();
+            if ttl == -1 {
+                without_ttl += 1;
+            }
+        }
+    }
+    submit.await.unwrap().unwrap();
+    eprintln!("the staging key was seen {seen} times");
+    assert_eq!(
+        without_ttl, 0,
+        "seen without an expiry {without_ttl} of {seen} times"
+    );
+    assert!(r.keys(&pattern).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_start_sets_start_in_slices_and_all_of_them_start() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let mut r = Resp::connect(&redis_url());
+    const N: usize = 12_000;
+    // An entry set: all queued once the submission returns.
+    let h = group_of("rwl", N).run(&b).await.unwrap();
+    assert_eq!(b.queue_stats("rwl").await.unwrap().ready, N);
+    assert_eq!(h.status().await.unwrap().count(NodeState::Queued), N);
+    assert!(h.cancel().await.unwrap());
+    assert_eq!(b.queue_stats("rwl").await.unwrap().ready, 0);
+    assert_eq!(h.status().await.unwrap().count(NodeState::Skipped), N);
+
+    // A start set after a completion: the settlement starts a slice, the rest follows.
+    let h = Workflow::chain([raw("rwl", "first"), group_of("rwl", N)])
+        .run(&b)
+        .await
+        .unwrap();
+    // (The first group's receipts are still on the list; fetch drops them.)
+    let mut first = Vec::new();
+    while first.is_empty() {
+        first = b.fetch("rwl", 1000).await.unwrap();
+    }
+    assert_eq!(actors(&first), ["first"]);
+    b.settle(&[complete(&first[0])]).await.unwrap();
+    eventually(T, "every member to start", || async {
+        b.queue_stats("rwl").await.unwrap().ready == N
+    })
+    .await;
+    let st = h.status().await.unwrap();
+    assert_eq!(
+        (st.count(NodeState::Done), st.count(NodeState::Queued)),
+        (1, N)
+    );
+    assert_eq!(
+        r.cmd(&["HEXISTS", &wf_key(&b, h.id()), "ps"]).int(),
+        0,
+        "nothing left to start"
+    );
+
+    // A failure skips the queued members, a slice in the settlement, the rest after.
+    let got = b.fetch("rwl", 1).await.unwrap();
+    b.settle(&[Settlement::DeadLetter {
+        queue: got[0].queue.clone(),
+        receipt: got[0].receipt.clone(),
+        reason: "no".into(),
+        workflow: Message::decode(&got[0].payload).unwrap().workflow(),
+    }])
+    .await
+    .unwrap();
+    eventually(T, "every member to be skipped", || async {
+        b.queue_stats("rwl").await.unwrap().ready == 0
+    })
+    .await;
+    let st = h.status().await.unwrap();
+    assert_eq!(st.state, WorkflowState::Failed);
+    assert_eq!(
+        (
+            st.count(NodeState::Done),
+            st.count(NodeState::Failed),
+            st.count(NodeState::Skipped)
+        ),
+        (1, 1, N - 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_alone_is_one_read_and_running_means_taken() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let h = Workflow::from(Group::new().with(raw("rws2", "a")).with(raw("rws2", "b")))
+        .run(&b)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.workflow_state(h.id()).await.unwrap(),
+        (WorkflowState::Running, None)
+    );
+    let got = b.fetch("rws2", 10).await.unwrap();
+    use NodeState::*;
+    assert_eq!(states(&h.status().await.unwrap()), [Running, Running]);
+    // Given back unprocessed: queued again.
+    b.settle(&[Settlement::Requeue {
+        queue: got[1].queue.clone(),
+        receipt: got[1].receipt.clone(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(states(&h.status().await.unwrap()), [Running, Queued]);
+    let trips = b.round_trips();
+    b.settle(&[Settlement::DeadLetter {
+        queue: got[0].queue.clone(),
+        receipt: got[0].receipt.clone(),
+        reason: "a broke".into(),
+        workflow: Message::decode(&got[0].payload).unwrap().workflow(),
+    }])
+    .await
+    .unwrap();
+    let (state, failure) = b.workflow_state(h.id()).await.unwrap();
+    assert_eq!(b.round_trips() - trips, 2, "the settlement and one read");
+    assert_eq!(state, WorkflowState::Failed);
+    let failure = failure.unwrap();
+    assert_eq!(
+        (failure.node, failure.actor.as_str(), failure.error.as_str()),
+        (0, "a", "a broke")
+    );
+    assert!(matches!(
+        b.workflow_state("no-such-workflow").await,
+        Err(Error::UnknownWorkflow(_))
+    ));
+}

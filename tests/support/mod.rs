@@ -477,6 +477,38 @@ impl Resp {
         }
     }
 
+    /// A numeric field of `INFO <section>` (0 if absent).
+    pub fn info_u64(&mut self, section: &str, field: &str) -> u64 {
+        self.info_f64(section, field) as u64
+    }
+
+    /// A numeric field of `INFO <section>` (0 if absent).
+    pub fn info_f64(&mut self, section: &str, field: &str) -> f64 {
+        let info = self.cmd(&["INFO", section]).text();
+        info.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// The CPU time the server used so far (user and system), in seconds.
+    pub fn cpu_seconds(&mut self) -> f64 {
+        self.info_f64("cpu", "used_cpu_user") + self.info_f64("cpu", "used_cpu_sys")
+    }
+
+    /// The time Redis spent running scripts (EVALSHA, EVAL) since the last `CONFIG RESETSTAT`,
+    /// in µs, from INFO commandstats.
+    pub fn script_usec(&mut self) -> u64 {
+        let info = self.cmd(&["INFO", "commandstats"]).text();
+        info.lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(name, _)| matches!(*name, "evalsha" | "eval"))
+            .filter_map(|(_, rest)| rest.split(',').find_map(|kv| kv.strip_prefix("usec=")))
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum()
+    }
+
     /// The calls of each command since the last `CONFIG RESETSTAT`, from INFO commandstats.
     pub fn command_calls(&mut self) -> Vec<(String, u64)> {
         let info = self.cmd(&["INFO", "commandstats"]).text();

@@ -1,58 +1,141 @@
--- common.lua: the workflow engine (workflow/engine.rs) in Lua, plus helpers, shared by the
--- scripts that change or read workflow state. scripts.rs prepends it to fetch-free scripts
--- (settle, submit, cancel, status); it defines only locals and touches nothing by itself.
+-- common.lua: helpers shared by the scripts: key types, buffered writes, queues, the cache of
+-- workflow hashes. scripts.rs prepends it to every script but enqueue and stats (and
+-- engine.lua, the workflow engine, after it to those that advance or stop workflows); it
+-- defines only locals and touches nothing itself.
 -- KEYS: none. Keys are built from the namespace, as dramatiq's own script does, because the
 --   keys a settlement touches (queues of started tasks) are only known inside the script.
 -- ARGV[1]: namespace (e.g. "dramatiq"); ARGV[2]: now, integer ms since the epoch (client clock,
 --   as in dramatiq). Each including script documents its own ARGV from ARGV[3] on.
 -- Returns: nothing (a library).
 --
+-- Discipline: a script first reads and computes, buffering every write (hset, rpush, ...
+-- below); `flush` then checks the type of every key it is about to write (TYPE, once per key;
+-- keys a read already proved are not asked again) and only then writes. Redis does not roll
+-- back a script that fails half-way, so a script that fails (bad data, a key of the wrong
+-- type) must fail before its first write, or with it: it then changes nothing, and can be
+-- sent again.
+--
 -- Layout of a workflow (all fields of one hash `ns:wf:{<id>}`):
 --   state           running | succeeded | failed | cancelled (no TTL while running;
 --                   PEXPIRE ret once finished)
+--   nonce           made per submission; in the receipts of its messages, so that messages
+--                   of an earlier workflow with the same id (expired since) are told apart
+--   dig             digest of the plan: submitting the same plan again is a no-op
 --   n, ret          number of task nodes; retention in ms
---   an, ai          JSON array of distinct [actor, queue] pairs; comma list: pair index per node
---   t<i>            template of task i: "<next>\t<queue>\t<delay ms>\t<message_id JSON>\t<body>"
+--   an, ai          JSON array of distinct [actor, queue] pairs; pair index of each node, in
+--                   decimal, all of the same width (#ai / n), so node i's is at i * width
+--   t<i>            template of task i: "<queue>\t<delay ms>\t<message_id JSON>\t<body>"
 --                   where body is the message JSON from "actor_name" to the inside of
 --                   "options", open (no closing brace); `build` adds the rest
---   s<i>            node state: q (queued, or running if in some worker's acks set),
---                   d (done), f (failed), k (skipped); absent: waiting
---   m<i>            receipt of node i's current message when it is not "<i>@<id>" (retries)
+--   x<i>            next code of task i (what its completion does)
+--   s<i>            node state: q (queued: on a queue or delay queue), r (fetched by a worker
+--                   from its queue), d (done), f (failed), k (skipped); absent: waiting
+--   m<i>            receipt of node i's current message when it is not the first (retries)
 --   j<j>, y<j>      join j: members still to complete; next code when it reaches zero
 --   ok, ko          templates of the success / failure handler messages
 --   fail            {"id","node","actor","error"} JSON of the failure
+--   ps              start sets not fully started yet (a script starts at most START_BUDGET
+--                   tasks): "<started>:<ranges>;..." ; continued by the next script that
+--                   touches the workflow (a completion, resume.lua)
 -- Next codes: "e" (end), "j<j>" (count down join j), "s<ranges>" (start these tasks, "a-b,c").
--- Receipts (redis_message_id) of workflow messages: "<node>@<id>" for the first enqueue,
--- "<node>.<uuid>@<id>" for re-enqueues (made by Rust), "s@<id>" / "f@<id>" for handlers.
+-- Receipts (redis_message_id) of workflow messages: "<node>:<nonce>@<id>" for the first
+-- enqueue, "<node>:<nonce>.<uuid>@<id>" for re-enqueues (made by Rust from the old receipt),
+-- "s:<nonce>@<id>" / "f:<nonce>@<id>" for the handlers.
 
 local NS = ARGV[1]
-local NOW = tonumber(ARGV[2])
 local NOW_S = ARGV[2]
+if type(NS) ~= 'string' or NS == '' or type(NOW_S) ~= 'string' or not string.match(NOW_S, '^%d+$') then
+    return redis.error_reply('ERR bad namespace or time')
+end
+local NOW = tonumber(NOW_S)
 local CHUNK = 2000 -- arguments per variadic call, well below Lua's unpack limit
+
+local function raise(msg)
+    error(redis.error_reply(msg))
+end
 
 local function k(name)
     return NS .. ':' .. name
+end
+
+-- Number to string is slow in Redis's Lua (about 1 µs); node numbers in loops go through this.
+local DIG2, NSTR_HI, NSTR_PREFIX = {}, -1, ''
+local function nstr(x)
+    local hi = math.floor(x / 100)
+    local lo = x - hi * 100
+    if hi == 0 then
+        local d = DIG2[-lo - 1]
+        if not d then
+            d = string.format('%d', lo)
+            DIG2[-lo - 1] = d
+        end
+        return d
+    end
+    if hi ~= NSTR_HI then
+        NSTR_HI = hi
+        NSTR_PREFIX = string.format('%d', hi)
+    end
+    local d = DIG2[lo]
+    if not d then
+        d = string.format('%02d', lo)
+        DIG2[lo] = d
+    end
+    return NSTR_PREFIX .. d
+end
+
+-- ns:<q>.msgs, for each exact queue q
+local MSGS_KEYS = {}
+local function msgs_key(q)
+    local key = MSGS_KEYS[q]
+    if not key then
+        key = NS .. ':' .. q .. '.msgs'
+        MSGS_KEYS[q] = key
+    end
+    return key
 end
 
 local function wf_key(id)
     return NS .. ':wf:{' .. id .. '}'
 end
 
--- `redis.call(cmd, key, ...list)` in chunks; list must hold whole pairs for HSET.
-local function call_chunked(cmd, key, list)
-    local n = #list
-    local i = 1
-    while i <= n do
-        local j = math.min(i + CHUNK - 1, n)
-        redis.call(cmd, key, unpack(list, i, j))
-        i = j + 1
+-- ---- Key types ----
+
+local TYPES = {} -- key -> its type, as far as this script knows ('none': absent)
+
+-- A read of this type succeeded on key: it is of that type, or absent.
+local function typed(key, t)
+    if not TYPES[key] then
+        TYPES[key] = t
     end
 end
 
+local function key_type(key)
+    local t = TYPES[key]
+    if not t then
+        t = redis.call('TYPE', key)['ok']
+        TYPES[key] = t
+    end
+    return t
+end
+
+local function expect(key, want)
+    local t = key_type(key)
+    if t ~= 'none' and t ~= want then
+        raise('WRONGTYPE ' .. key .. ' holds a ' .. t .. ', not a ' .. want)
+    end
+end
+
+-- ---- Reads ----
+
 -- A variadic read (HMGET, SMISMEMBER) in chunks; the results concatenated.
 local function read_chunked(cmd, key, list)
-    local out = {}
     local n = #list
+    if n == 0 then
+        return {}
+    elseif n <= CHUNK then
+        return redis.call(cmd, key, unpack(list))
+    end
+    local out = {}
     local i = 1
     while i <= n do
         local j = math.min(i + CHUNK - 1, n)
@@ -65,35 +148,188 @@ local function read_chunked(cmd, key, list)
     return out
 end
 
--- "X" for "X", "X.DQ" and "X.XQ".
-local function q_name(q)
-    local s = string.sub(q, -3)
-    if s == '.DQ' or s == '.XQ' then
-        return string.sub(q, 1, -4)
-    end
-    return q
+local function hmget(key, fields)
+    local r = read_chunked('HMGET', key, fields)
+    typed(key, 'hash')
+    return r
 end
 
--- "a-b,c" -> {a, ..., b, c}
-local function parse_nodes(s)
-    local out = {}
-    for part in string.gmatch(s, '[^,]+') do
-        local a, b = string.match(part, '^(%d+)%-(%d+)$')
-        if a then
-            for x = tonumber(a), tonumber(b) do
-                out[#out + 1] = x
-            end
+local function smismember(key, members)
+    local r = read_chunked('SMISMEMBER', key, members)
+    typed(key, 'set')
+    return r
+end
+
+-- ---- Writes, buffered until flush ----
+
+local KEYOPS = {} -- DEL and RENAME, first
+local H, H_ORDER = {}, {} -- hash key -> field -> value, or false to delete
+local S, S_ORDER = {}, {} -- set key -> member -> true (add) or false (remove)
+local Z, Z_ORDER = {}, {} -- zset key -> member -> score, or false to remove
+local L, L_ORDER = {}, {} -- list key -> ids to append
+local TTL, TTL_ORDER = {}, {} -- key -> ms, or 'persist'; last
+
+local function acc(tbl, order, key)
+    local a = tbl[key]
+    if not a then
+        a = { v = {}, order = {} }
+        tbl[key] = a
+        order[#order + 1] = key
+    end
+    return a
+end
+
+local function put(a, x, value)
+    if a.v[x] == nil then
+        a.order[#a.order + 1] = x
+    end
+    a.v[x] = value
+end
+
+local function hset(key, f, value)
+    put(acc(H, H_ORDER, key), f, value)
+end
+local function hdel(key, f)
+    put(acc(H, H_ORDER, key), f, false)
+end
+local function sadd(key, m)
+    put(acc(S, S_ORDER, key), m, true)
+end
+local function srem(key, m)
+    put(acc(S, S_ORDER, key), m, false)
+end
+local function zadd(key, score, m)
+    put(acc(Z, Z_ORDER, key), m, score)
+end
+local function zrem(key, m)
+    put(acc(Z, Z_ORDER, key), m, false)
+end
+local function rpush(key, id)
+    local a = acc(L, L_ORDER, key)
+    a.order[#a.order + 1] = id
+end
+local function pexpire(key, ms)
+    if TTL[key] == nil then
+        TTL_ORDER[#TTL_ORDER + 1] = key
+    end
+    TTL[key] = ms
+end
+local function persist(key)
+    pexpire(key, 'persist')
+end
+local function del(key)
+    KEYOPS[#KEYOPS + 1] = { 'DEL', key }
+    TYPES[key] = 'none'
+end
+-- The caller checked that src exists and dst does not.
+local function rename(src, dst)
+    KEYOPS[#KEYOPS + 1] = { 'RENAME', src, dst }
+    TYPES[dst] = TYPES[src]
+    TYPES[src] = 'none'
+end
+
+-- `redis.call(cmd, key, ...list)` in chunks; list must hold whole pairs for HSET and ZADD.
+local function call_chunked(cmd, key, list)
+    local n = #list
+    local i = 1
+    while i <= n do
+        local j = math.min(i + CHUNK - 1, n)
+        redis.call(cmd, key, unpack(list, i, j))
+        i = j + 1
+    end
+end
+
+-- Checks the type of every key to be written, then writes everything.
+local function flush()
+    for _, key in ipairs(H_ORDER) do
+        expect(key, 'hash')
+    end
+    for _, key in ipairs(S_ORDER) do
+        expect(key, 'set')
+    end
+    for _, key in ipairs(Z_ORDER) do
+        expect(key, 'zset')
+    end
+    -- One list of unknown type is checked by writing to it first: if that fails, nothing
+    -- was written. (A TYPE less on the hot path.)
+    local first
+    for _, key in ipairs(L_ORDER) do
+        if not first and not TYPES[key] then
+            first = key
         else
-            out[#out + 1] = tonumber(part)
+            expect(key, 'list')
         end
     end
-    return out
+    if first then
+        call_chunked('RPUSH', first, L[first].order)
+    end
+    -- From here on nothing can fail.
+    for _, op in ipairs(KEYOPS) do
+        if op[1] == 'RENAME' then
+            redis.call('RENAME', op[2], op[3])
+        else
+            redis.call('DEL', op[2])
+        end
+    end
+    for _, key in ipairs(H_ORDER) do
+        local a = H[key]
+        local sets, dels = {}, {}
+        for _, f in ipairs(a.order) do
+            local v = a.v[f]
+            if v then
+                sets[#sets + 1] = f
+                sets[#sets + 1] = v
+            else
+                dels[#dels + 1] = f
+            end
+        end
+        call_chunked('HDEL', key, dels)
+        call_chunked('HSET', key, sets)
+    end
+    for _, key in ipairs(S_ORDER) do
+        local a = S[key]
+        local adds, rems = {}, {}
+        for _, m in ipairs(a.order) do
+            if a.v[m] then
+                adds[#adds + 1] = m
+            else
+                rems[#rems + 1] = m
+            end
+        end
+        call_chunked('SREM', key, rems)
+        call_chunked('SADD', key, adds)
+    end
+    for _, key in ipairs(Z_ORDER) do
+        local a = Z[key]
+        local adds, rems = {}, {}
+        for _, m in ipairs(a.order) do
+            local score = a.v[m]
+            if score then
+                adds[#adds + 1] = score
+                adds[#adds + 1] = m
+            else
+                rems[#rems + 1] = m
+            end
+        end
+        call_chunked('ZREM', key, rems)
+        call_chunked('ZADD', key, adds)
+    end
+    for _, key in ipairs(L_ORDER) do
+        if key ~= first then
+            call_chunked('RPUSH', key, L[key].order)
+        end
+    end
+    for _, key in ipairs(TTL_ORDER) do
+        if TTL[key] == 'persist' then
+            redis.call('PERSIST', key)
+        else
+            redis.call('PEXPIRE', key, TTL[key])
+        end
+    end
 end
 
--- ---- Messages waiting to be written: exact queue -> {ids, pairs}; written by flush_out ----
+-- ---- Queues ----
 
-local OUT = {}
-local OUT_ORDER = {}
 local WOKE = {}
 local WOKE_ORDER = {}
 
@@ -104,62 +340,31 @@ local function wake(q)
     end
 end
 
--- Appends rid to the queue; payload nil means the payload is there already (requeue).
+-- Appends rid to the exact queue q; payload nil means the payload is there already (requeue).
 local function push(q, rid, payload)
-    local o = OUT[q]
-    if not o then
-        o = { ids = {}, pairs = {} }
-        OUT[q] = o
-        OUT_ORDER[#OUT_ORDER + 1] = q
-    end
-    o.ids[#o.ids + 1] = rid
     if payload then
-        o.pairs[#o.pairs + 1] = rid
-        o.pairs[#o.pairs + 1] = payload
+        hset(msgs_key(q), rid, payload)
     end
+    rpush(NS .. ':' .. q, rid)
+    wake(q)
 end
 
-local function flush_out()
-    for _, q in ipairs(OUT_ORDER) do
-        local o = OUT[q]
-        if #o.pairs > 0 then
-            call_chunked('HSET', k(q .. '.msgs'), o.pairs)
-        end
-        if #o.ids > 0 then
-            call_chunked('RPUSH', k(q), o.ids)
-            wake(q)
-        end
+-- Node, nonce (nil if none) and workflow id of a workflow node's receipt; nil if rid is not
+-- one (dramatiq's receipts are UUIDs; handlers' start with s or f).
+local function parse_rid(rid)
+    local node, mid, id = string.match(rid, '^(%d+)([^@]*)@(.+)$')
+    if not node or (#node > 1 and string.byte(node, 1) == 48) then
+        return nil -- (leading zeros: not one of ours)
     end
-    OUT = {}
-    OUT_ORDER = {}
+    return node, string.match(mid, '^:([^.]+)'), id
 end
 
--- The message of a template: returns its exact queue and its JSON. `extra` is more option
--- members ("\"key\":value"), or nil.
-local function build(tpl, rid, extra)
-    local _, queue, delay, mid, body = string.match(tpl, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
-    delay = tonumber(delay)
-    local qn = queue
-    local opts = '"redis_message_id":"' .. rid .. '"'
-    if delay > 0 then
-        qn = queue .. '.DQ'
-        opts = opts .. ',"eta":' .. string.format('%.0f', NOW + delay)
-    end
-    if extra then
-        opts = opts .. ',' .. extra
-    end
-    if string.sub(body, -1) ~= '{' then
-        opts = ',' .. opts
-    end
-    return qn, '{"queue_name":"' .. qn .. '",' .. body .. opts .. '},"message_id":' .. mid
-        .. ',"message_timestamp":' .. NOW_S .. '}'
+-- The nonce of a receipt ("s:<nonce>@<id>" and "<node>:<nonce>...@<id>"), or nil.
+local function rid_nonce(rid)
+    return string.match(rid, '^[^:@.]*:([^.@]+)')
 end
 
-local function next_of(tpl)
-    return string.match(tpl, '^[^\t]*')
-end
-
--- ---- Workflow hashes, read once per script and written back once by flush_wf ----
+-- ---- Workflow hashes, read once per script and written back by flush ----
 
 local WF = {}
 local WF_ORDER = {}
@@ -167,7 +372,9 @@ local WF_ORDER = {}
 local function wf(id)
     local w = WF[id]
     if not w then
-        w = { id = id, key = wf_key(id), v = {}, dirty = {} }
+        -- rkey: where its fields are read (a staged plan is read before its rename).
+        w = { id = id, key = wf_key(id), v = {} }
+        w.rkey = w.key
         WF[id] = w
         WF_ORDER[#WF_ORDER + 1] = w
     end
@@ -183,7 +390,7 @@ local function get(w, fields)
         end
     end
     if #miss > 0 then
-        local vals = read_chunked('HMGET', w.key, miss)
+        local vals = hmget(w.rkey, miss)
         for i, f in ipairs(miss) do
             if w.v[f] == nil then
                 w.v[f] = vals[i]
@@ -197,225 +404,12 @@ local function get(w, fields)
     return out
 end
 
+-- Sets a field; false deletes it.
 local function set(w, f, value)
-    if not w.dirty[f] then
-        w.dirty[f] = true
-        w.dirty[#w.dirty + 1] = f
-    end
     w.v[f] = value
-end
-
-local function flush_wf()
-    for _, w in ipairs(WF_ORDER) do
-        if #w.dirty > 0 then
-            local pairs_ = {}
-            for _, f in ipairs(w.dirty) do
-                pairs_[#pairs_ + 1] = f
-                pairs_[#pairs_ + 1] = w.v[f]
-            end
-            call_chunked('HSET', w.key, pairs_)
-            w.dirty = {}
-        end
-    end
-end
-
--- Actor and queue of node n.
-local function meta(w, n)
-    if not w.meta then
-        local r = get(w, { 'an', 'ai' })
-        w.meta = cjson.decode(r[1])
-        w.idx = {}
-        for x in string.gmatch(r[2], '[^,]+') do
-            w.idx[#w.idx + 1] = tonumber(x)
-        end
-    end
-    local pair = w.meta[w.idx[n + 1] + 1]
-    return pair[1], pair[2]
-end
-
--- Which of the receipts rids (on the queues qs, same index) some worker has fetched and not
--- settled: a set of indexes. Looks in the acks sets of every worker with a heartbeat.
-local function in_flight(qs, rids)
-    local res = {}
-    if #rids == 0 then
-        return res
-    end
-    local workers = redis.call('ZRANGE', k('__heartbeats__'), 0, -1)
-    local byq, order = {}, {}
-    for i, q in ipairs(qs) do
-        if not byq[q] then
-            byq[q] = {}
-            order[#order + 1] = q
-        end
-        byq[q][#byq[q] + 1] = i
-    end
-    for _, q in ipairs(order) do
-        local idxs = byq[q]
-        local ids = {}
-        for j, i in ipairs(idxs) do
-            ids[j] = rids[i]
-        end
-        for _, wk in ipairs(workers) do
-            local m = read_chunked('SMISMEMBER', k('__acks__.' .. wk .. '.' .. q), ids)
-            for j, i in ipairs(idxs) do
-                if m[j] == 1 then
-                    res[i] = true
-                end
-            end
-        end
-    end
-    return res
-end
-
--- Nodes in state q, with their receipts and queues.
-local function queued_nodes(w)
-    local n = tonumber(get(w, { 'n' })[1])
-    local fields = {}
-    for i = 0, n - 1 do
-        fields[#fields + 1] = 's' .. i
-    end
-    local st = get(w, fields)
-    local nodes = {}
-    for i = 0, n - 1 do
-        if st[i + 1] == 'q' then
-            nodes[#nodes + 1] = i
-        end
-    end
-    local mf = {}
-    for i, x in ipairs(nodes) do
-        mf[i] = 'm' .. x
-    end
-    local ms = get(w, mf)
-    local rids, qs = {}, {}
-    for i, x in ipairs(nodes) do
-        rids[i] = ms[i] or (x .. '@' .. w.id)
-        local _, q = meta(w, x)
-        qs[i] = q
-    end
-    return nodes, rids, qs, st
-end
-
--- Starts task nodes: enqueues their messages (delayed ones on Q.DQ with eta).
-local function start(w, nodes)
-    local fields = {}
-    for i, n in ipairs(nodes) do
-        fields[i] = 't' .. n
-    end
-    local tpls = read_chunked('HMGET', w.key, fields)
-    for i, n in ipairs(nodes) do
-        if tpls[i] then
-            local rid = n .. '@' .. w.id
-            local q, payload = build(tpls[i], rid, nil)
-            push(q, rid, payload)
-            set(w, 's' .. n, 'q')
-        end
-    end
-end
-
--- The workflow stopped: queued nodes that no worker holds are skipped and their messages
--- dropped (fetch drops ids whose payload is gone).
-local function skip_queued(w)
-    flush_out()
-    local nodes, rids, qs = queued_nodes(w)
-    local running = in_flight(qs, rids)
-    local del, order = {}, {}
-    for i, x in ipairs(nodes) do
-        if not running[i] then
-            set(w, 's' .. x, 'k')
-            for _, q in ipairs({ qs[i], qs[i] .. '.DQ' }) do
-                if not del[q] then
-                    del[q] = {}
-                    order[#order + 1] = q
-                end
-                del[q][#del[q] + 1] = rids[i]
-            end
-        end
-    end
-    for _, q in ipairs(order) do
-        call_chunked('HDEL', k(q .. '.msgs'), del[q])
-    end
-end
-
-local function finish(w, state, failure)
-    set(w, 'state', state)
-    local r = get(w, { 'ret', 'ok', 'ko' })
-    if state == 'succeeded' then
-        if r[2] then
-            local rid = 's@' .. w.id
-            local q, payload = build(r[2], rid, nil)
-            push(q, rid, payload)
-        end
+    if value then
+        hset(w.key, f, value)
     else
-        skip_queued(w)
-        if state == 'failed' and r[3] then
-            local rid = 'f@' .. w.id
-            local q, payload = build(r[3], rid, '"workflow_failure":' .. failure)
-            push(q, rid, payload)
-        end
+        hdel(w.key, f)
     end
-    redis.call('PEXPIRE', w.key, r[1])
-end
-
--- Follows a next code after a node (or a join) completed.
-local function follow(w, nx)
-    while true do
-        local c = string.sub(nx, 1, 1)
-        if c == 'j' then
-            local j = string.sub(nx, 2)
-            local r = get(w, { 'j' .. j, 'y' .. j })
-            if not r[1] then
-                return
-            end
-            local left = tonumber(r[1]) - 1
-            set(w, 'j' .. j, tostring(left))
-            if left > 0 then
-                return
-            end
-            nx = r[2]
-        elseif c == 's' then
-            start(w, parse_nodes(string.sub(nx, 2)))
-            return
-        else
-            finish(w, 'succeeded', nil)
-            return
-        end
-    end
-end
-
--- Node completed: idempotent; advances only a running workflow, once per node.
-local function complete(w, node)
-    local r = get(w, { 'state', 's' .. node, 't' .. node })
-    if not r[1] then
-        return
-    end
-    local s = r[2]
-    if s ~= 'q' and s ~= 'k' then
-        return
-    end
-    set(w, 's' .. node, 'd')
-    if r[1] == 'running' and s == 'q' then
-        follow(w, next_of(r[3]))
-    end
-end
-
--- Node failed for good: the workflow fails (once), its handler is enqueued, queued nodes
--- are skipped. reason_json is the error as a JSON string.
-local function fail(w, node, reason_json)
-    local r = get(w, { 'state', 's' .. node })
-    if not r[1] then
-        return
-    end
-    local s = r[2]
-    if s ~= 'q' and s ~= 'k' then
-        return
-    end
-    set(w, 's' .. node, 'f')
-    if r[1] ~= 'running' then
-        return
-    end
-    local actor = meta(w, node)
-    local failure = '{"id":"' .. w.id .. '","node":' .. node .. ',"actor":' .. cjson.encode(actor)
-        .. ',"error":' .. reason_json .. '}'
-    set(w, 'fail', failure)
-    finish(w, 'failed', failure)
 end

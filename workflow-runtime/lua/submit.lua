@@ -1,49 +1,67 @@
 -- submit.lua: writes a workflow's plan and enqueues its entry tasks, atomically, so workers
--- never see half a workflow. Included after common.lua.
+-- never see half a workflow. Included after common.lua and engine.lua.
 -- KEYS: none (see common.lua); writes ns:wf:{<id>} and the queues of the entry tasks.
--- ARGV[1]: namespace; ARGV[2]: now (ms); ARGV[3]: workflow id;
--- ARGV[4]: "1" if the plan was uploaded to ns:wf:{<id>}:staging (big plans, in chunks), which
---   is renamed into place; "0" if the plan's fields are in ARGV[6..];
--- ARGV[5]: the entry tasks as ranges ("0", "0-999,1500"); empty: the workflow succeeds at once;
--- ARGV[6..]: field, value, field, value, ... of the plan (see common.lua), without `state`.
--- Returns: the exact queues onto which messages were pushed, or an error if a workflow with
---   this id exists.
+-- ARGV[1]: namespace; ARGV[2]: now (ms); ARGV[3]: workflow id; ARGV[4]: nonce of this
+--   submission ([0-9a-z]+); ARGV[5]: digest of the plan;
+-- ARGV[6]: "1" if the plan was uploaded to ns:wf:{<id>}:staging:<nonce> (big plans, in
+--   chunks), which is renamed into place; "0" if the plan's fields are in ARGV[8..];
+-- ARGV[7]: the entry tasks as ranges ("0", "0-999,1500"); empty: the workflow succeeds at once;
+-- ARGV[8..]: field, value, field, value, ... of the plan (see common.lua), without `state`,
+--   `nonce` and `dig`.
+-- Idempotent: if the workflow exists with the same digest (this plan was submitted before,
+--   e.g. by a call whose answer was lost), nothing is written but the start of tasks left to
+--   start; a workflow with this id and another plan is an error.
+-- Starts at most START_BUDGET tasks; more are left in `ps` for resume.lua.
+-- Returns: see `report` in engine.lua.
 
-local id, staged, entry = ARGV[3], ARGV[4], ARGV[5]
-if not id or id == '' or (staged ~= '0' and staged ~= '1') then
-    return redis.error_reply('submit: bad arguments')
+local id, nonce, digest, staged, entry = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if not id or id == '' or not nonce or not string.match(nonce, '^[0-9a-z]+$') or not digest
+    or digest == '' or (staged ~= '0' and staged ~= '1') or not entry then
+    return redis.error_reply('ERR submit: bad arguments')
 end
-if (#ARGV - 5) % 2 ~= 0 then
-    return redis.error_reply('submit: plan fields come in pairs')
+if (#ARGV - 7) % 2 ~= 0 then
+    return redis.error_reply('ERR submit: plan fields come in pairs')
 end
 local w = wf(id)
-if redis.call('EXISTS', w.key) == 1 then
-    return redis.error_reply('submit: a workflow with id ' .. id .. ' exists already')
+local staging = w.key .. ':staging:' .. nonce
+local t = key_type(w.key)
+if t == 'hash' then
+    local r = get(w, { 'dig', 'state' })
+    if r[1] ~= digest then
+        return redis.error_reply('ERR submit: a workflow with id ' .. id .. ' exists already')
+    end
+    if staged == '1' then
+        del(staging)
+    end
+    if r[2] == 'running' then
+        resume(w)
+    end
+    flush()
+    return report()
+elseif t ~= 'none' then
+    return redis.error_reply('WRONGTYPE submit: ' .. w.key .. ' holds a ' .. t)
 end
+
 if staged == '1' then
-    local staging = w.key .. ':staging'
-    if redis.call('EXISTS', staging) == 0 then
-        return redis.error_reply('submit: the staged plan of ' .. id .. ' is missing (expired?)')
+    if key_type(staging) ~= 'hash' then
+        return redis.error_reply('ERR submit: the staged plan of ' .. id .. ' is missing (expired?)')
     end
-    redis.call('RENAME', staging, w.key)
-    redis.call('PERSIST', w.key)
-    redis.call('HSET', w.key, 'state', 'running')
+    w.rkey = staging
+    rename(staging, w.key)
+    persist(w.key)
 else
-    local fields = {}
-    for i = 6, #ARGV do
-        fields[#fields + 1] = ARGV[i]
+    for i = 8, #ARGV, 2 do
+        set(w, ARGV[i], ARGV[i + 1])
     end
-    fields[#fields + 1] = 'state'
-    fields[#fields + 1] = 'running'
-    call_chunked('HSET', w.key, fields)
 end
-w.v.state = 'running'
+set(w, 'state', 'running')
+set(w, 'nonce', nonce)
+set(w, 'dig', digest)
 
 if entry == '' then
     finish(w, 'succeeded', nil)
 else
-    start(w, parse_nodes(entry))
+    start(w, entry, 0)
 end
-flush_wf()
-flush_out()
-return WOKE_ORDER
+flush()
+return report()

@@ -1,6 +1,6 @@
 //! The workflow engine's state machine, as the in-memory broker runs it.
 //!
-//! The Redis broker runs the same transitions in Lua (`lua/wf_*.lua`); both follow the plan's
+//! The Redis broker runs the same transitions in Lua (`lua/engine.lua`); both follow the plan's
 //! table: completing a node counts down its join, a join at zero fires its own `next`, a start
 //! set enqueues its tasks, `End` finishes the workflow.
 

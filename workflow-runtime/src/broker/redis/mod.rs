@@ -12,8 +12,23 @@
 //! | `ns:__heartbeats__` | zset | worker id -> last heartbeat (ms) |
 //!
 //! and, for workflows, one hash `ns:wf:{<id>}` per workflow (its layout is described in
-//! `lua/common.lua`). Every change is one Lua script call; the scripts live in
-//! `workflow-runtime/lua/`.
+//! `lua/common.lua`; a big plan is first uploaded to `ns:wf:{<id>}:staging:<nonce>`, which
+//! expires after a day unless the submission renames it into place). Every change is one Lua
+//! script call; the scripts live in `workflow-runtime/lua/`. A script checks everything
+//! before its first write, so a script that fails (a key of the wrong type, corrupt data)
+//! changes nothing.
+//!
+//! A message of a workflow node is handed out by `fetch` only while its workflow runs (and
+//! only if it belongs to this submission of the workflow's id and its node is not done):
+//! tasks of a failed or cancelled workflow that are still queued, or come back from a dead
+//! worker, never run. A node is `Running` from the fetch of its message until it is settled.
+//!
+//! Big workflows are handled in slices, so that no script keeps Redis busy for more than about
+//! 0.1 s: a start set of more than 5 000 tasks is started 5 000 per call (the submitting
+//! client, later completions and background tasks of [`RedisBroker`] go on with it), the
+//! queued tasks of a stopped workflow are skipped 5 000 nodes per call (and dropped by `fetch`
+//! in the meantime), and the status of a workflow is read with plain `HMGET`s of 10 000
+//! fields.
 //!
 //! Needs Redis 6.2 or later (`LPOP` with a count, `SMISMEMBER`).
 
@@ -30,7 +45,7 @@ use tracing::{debug, warn};
 
 use super::{BoxFuture, Broker, Delivery, QueueStats, Settlement};
 use crate::error::{Error, Result};
-use crate::message::{dq_name, is_valid_queue_name, now_millis, q_name, Message};
+use crate::message::{dq_name, is_valid_queue_name, now_millis, q_name, Message, WorkflowRef};
 use crate::workflow::{
     NodeState, NodeStatus, Plan, WorkflowFailure, WorkflowState, WorkflowStatus,
 };
@@ -48,13 +63,24 @@ pub const DEFAULT_DEAD_MESSAGE_TTL: Duration = Duration::from_secs(7 * 24 * 3600
 /// Most messages one fetch takes.
 const MAX_FETCH: usize = 1000;
 /// Plans larger than this are uploaded in chunks to a staging key before they are activated.
-const INLINE_PLAN_BYTES: usize = 4 << 20;
+const INLINE_PLAN_BYTES: usize = 1 << 20;
 /// Size of one chunk of a staged plan.
 const STAGING_CHUNK_BYTES: usize = 512 << 10;
 /// How long an uploaded plan waits for its activation before it expires.
 const STAGING_TTL: Duration = Duration::from_secs(24 * 3600);
-/// How often a dead worker is searched for acks sets of queues this worker does not consume.
-const DEAD_WORKER_RESCAN: Duration = Duration::from_secs(60);
+/// How often a step that is safe to repeat (submitting, starting and skipping the tasks of
+/// big workflows) is tried when it fails with a transient error (a lost connection, a
+/// timeout).
+const SUBMIT_ATTEMPTS: u32 = 5;
+/// Node states read by one `HMGET` of a status.
+const STATUS_SLICE: usize = 10_000;
+/// `SCAN` calls per heartbeat in the search for dead workers' acks sets, and keys per call.
+const SCAN_STEPS: usize = 4;
+const SCAN_COUNT: usize = 1000;
+/// Heartbeat calls in a row at most while dead letters are left to expire.
+const EXPIRE_ROUNDS: usize = 10;
+/// A dead worker not seen dead for this long is no longer tracked.
+const DEAD_WORKER_FORGET: Duration = Duration::from_secs(3600);
 
 /// A broker on Redis, wire-compatible with Python dramatiq's `RedisBroker`.
 ///
@@ -109,12 +135,29 @@ struct Inner {
     dead: Mutex<DeadWorkers>,
 }
 
+/// What the heartbeats know about dead workers.
+///
+/// The heartbeat script gives back their messages on the queues this worker consumes; the
+/// acks sets they left on other queues are found by one `SCAN` over all acks sets, a few
+/// steps per heartbeat. A dead worker of which a whole `SCAN` found no acks set is removed
+/// from the heartbeats.
 #[derive(Default)]
 struct DeadWorkers {
-    /// When each dead worker was last searched for acks sets.
-    scanned: HashMap<String, Instant>,
+    /// Dead workers the heartbeats reported: when first and when last.
+    known: HashMap<String, (Instant, Instant)>,
+    /// The `SCAN` in progress.
+    scan: Option<AcksScan>,
     /// Dead workers with no acks set left, to remove from the heartbeats.
     forget: Vec<String>,
+    /// Where the next heartbeat's page of dead workers starts.
+    offset: u64,
+}
+
+struct AcksScan {
+    cursor: u64,
+    started: Instant,
+    /// Workers some acks set of which this scan found.
+    found: HashSet<String>,
 }
 
 /// Local wake-ups of one queue: consumers of this process wait on it; enqueues of this
@@ -177,9 +220,11 @@ impl RedisBrokerBuilder {
         self
     }
 
-    /// How long to wait for the answer to one command or script (default 10 s). It bounds
-    /// the largest workflow submitted at once; the client library's default of 500 ms is too
-    /// short for that.
+    /// How long to wait for the answer to one command or script (default 10 s). No script
+    /// of this broker runs for more than about 0.1 s, even for the largest workflows (they
+    /// are submitted, started and skipped in slices), but a busy or remote Redis answers
+    /// later; steps that are safe to repeat (submitting a workflow) are retried after a
+    /// timeout.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -346,51 +391,63 @@ impl RedisBroker {
         Ok(())
     }
 
-    /// Searches dead workers for acks sets left on queues this worker does not consume; those
-    /// without any are removed from the heartbeats by the next heartbeat.
-    async fn scan_dead(&self, dead: Vec<String>) -> Result<()> {
-        let todo: Vec<String> = {
+    /// Goes on with the `SCAN` of all acks sets, [`SCAN_STEPS`] calls at most; when it is
+    /// complete, the dead workers known since before it started of which it found no acks set
+    /// are to be forgotten (by the next heartbeat, which checks that they are still dead).
+    async fn scan_dead(&self) -> Result<()> {
+        let mut scan = {
             let mut d = lock(&self.inner.dead);
             let now = Instant::now();
-            d.scanned
-                .retain(|_, t| now.duration_since(*t) < DEAD_WORKER_RESCAN * 10);
-            dead.into_iter()
-                .filter(|w| *w != self.inner.worker_id)
-                .filter(|w| {
-                    d.scanned
-                        .get(w)
-                        .is_none_or(|t| now.duration_since(*t) >= DEAD_WORKER_RESCAN)
-                })
-                .collect()
+            d.known
+                .retain(|_, (_, last)| now.duration_since(*last) < DEAD_WORKER_FORGET);
+            match d.scan.take() {
+                Some(scan) => scan,
+                None if d.known.is_empty() => return Ok(()),
+                None => AcksScan {
+                    cursor: 0,
+                    started: now,
+                    found: HashSet::new(),
+                },
+            }
         };
-        for w in todo {
-            let pattern = format!(
-                "{}:__acks__.{}.*",
-                glob_escape(&self.inner.ns),
-                glob_escape(&w)
-            );
-            let mut cursor = 0u64;
-            let mut found = false;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut self.conn())
-                    .await?;
-                found |= !keys.is_empty();
-                cursor = next;
-                if found || cursor == 0 {
-                    break;
+        let prefix = format!("{}:__acks__.", self.inner.ns);
+        let pattern = format!("{}*", glob_escape(&prefix));
+        let mut complete = false;
+        for _ in 0..SCAN_STEPS {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(scan.cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut self.conn())
+                .await?;
+            for key in keys {
+                // `ns:__acks__.<worker>.<queue>`; worker ids (UUIDs) have no dot.
+                if let Some(worker) = key.strip_prefix(&prefix).and_then(|r| r.split('.').next()) {
+                    scan.found.insert(worker.to_owned());
                 }
             }
-            let mut d = lock(&self.inner.dead);
-            d.scanned.insert(w.clone(), Instant::now());
-            if !found {
-                d.forget.push(w);
+            scan.cursor = next;
+            if next == 0 {
+                complete = true;
+                break;
             }
+        }
+        let mut d = lock(&self.inner.dead);
+        if complete {
+            let gone: Vec<String> = d
+                .known
+                .iter()
+                .filter(|(w, (first, _))| *first < scan.started && !scan.found.contains(*w))
+                .map(|(w, _)| w.clone())
+                .collect();
+            for w in &gone {
+                d.known.remove(w);
+            }
+            d.forget.extend(gone);
+        } else {
+            d.scan = Some(scan);
         }
         Ok(())
     }
@@ -435,7 +492,7 @@ impl RedisBroker {
                 } => {
                     let wf = message.workflow();
                     let rid = match &wf {
-                        Some(w) => format!("{}.{}@{}", w.node, uuid::Uuid::new_v4().simple(), w.id),
+                        Some(w) => retry_receipt(receipt, w),
                         None => uuid::Uuid::new_v4().to_string(),
                     };
                     let (target, payload) = prepare(message.clone(), *delay, &rid);
@@ -472,7 +529,8 @@ impl RedisBroker {
                 }
             }
         }
-        let woke: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
+        let (woke, sweeps, pending): (Vec<String>, Vec<String>, Vec<String>) =
+            inv.invoke_async(&mut self.conn()).await?;
         {
             let mut held = lock(&self.inner.held);
             for s in batch {
@@ -481,7 +539,77 @@ impl RedisBroker {
                 }
             }
         }
+        self.tend(sweeps, pending);
         Ok(self.woke(woke))
+    }
+
+    /// In the background: skips the rest of the queued tasks of big workflows that stopped
+    /// (`sweeps`: id, node, id, node, ...) and starts the rest of the big start sets of
+    /// `pending` workflows. Both would also happen without it (fetch drops the messages of
+    /// stopped workflows; completions go on starting), only later.
+    fn tend(&self, sweeps: Vec<String>, pending: Vec<String>) {
+        if sweeps.is_empty() && pending.is_empty() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let b = self.clone();
+        rt.spawn(async move {
+            for pair in sweeps.chunks(2) {
+                if let [id, from] = pair {
+                    let from = from.parse().unwrap_or(0);
+                    if let Err(e) = b.sweep_all(id, from).await {
+                        debug!(workflow = %id, error = %e, "skipping the queued tasks failed");
+                    }
+                }
+            }
+            for id in pending {
+                if let Err(e) = b.resume_all(&id).await {
+                    debug!(workflow = %id, error = %e, "starting the rest of the tasks failed");
+                }
+            }
+        });
+    }
+
+    /// Skips the queued tasks of the stopped workflow `id` from node `from` on, a slice per
+    /// call.
+    async fn sweep_all(&self, id: &str, mut from: u64) -> Result<()> {
+        while from > 0 {
+            from = retry_transient(|| async {
+                Ok(scripts::SWEEP
+                    .prepare_invoke()
+                    .arg(&self.inner.ns)
+                    .arg(now_millis())
+                    .arg(id)
+                    .arg(from)
+                    .invoke_async(&mut self.conn())
+                    .await?)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the tasks of `id`'s start sets that are left to start, a slice per call.
+    async fn resume_all(&self, id: &str) -> Result<()> {
+        loop {
+            let (woke, _, pending): (Vec<String>, Vec<String>, Vec<String>) =
+                retry_transient(|| async {
+                    Ok(scripts::RESUME
+                        .prepare_invoke()
+                        .arg(&self.inner.ns)
+                        .arg(now_millis())
+                        .arg(id)
+                        .invoke_async(&mut self.conn())
+                        .await?)
+                })
+                .await?;
+            self.woke(woke);
+            if !pending.iter().any(|p| p == id) {
+                return Ok(());
+            }
+        }
     }
 
     /// Wakes the local consumers of `woke` (exact names); returns the canonical queues that
@@ -500,107 +628,211 @@ impl RedisBroker {
         ready
     }
 
+    /// Submits a plan. Idempotent (a plan submitted again is recognized by its digest), so
+    /// every step is retried after a transient error, whether or not it went through.
     async fn submit(&self, plan: Plan) -> Result<()> {
         let enc = plan::encode(&plan, self.inner.max_retention)?;
         let staged = enc.bytes > INLINE_PLAN_BYTES;
+        // Per submission: in the receipts of its messages (see lua/common.lua).
+        let nonce = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         if staged {
-            let staging = format!("{}:wf:{{{}}}:staging", self.inner.ns, plan.id);
-            redis::cmd("DEL")
-                .arg(&staging)
-                .query_async::<()>(&mut self.conn())
-                .await?;
-            let mut chunk = redis::cmd("HSET");
-            chunk.arg(&staging);
-            let mut size = 0;
-            for pair in enc.fields.chunks(2) {
-                chunk.arg(&pair[0]).arg(&pair[1]);
-                size += pair[0].len() + pair[1].len();
-                if size >= STAGING_CHUNK_BYTES {
-                    chunk.query_async::<()>(&mut self.conn()).await?;
-                    chunk = redis::cmd("HSET");
-                    chunk.arg(&staging);
-                    size = 0;
+            let staging = format!("{}:wf:{{{}}}:staging:{nonce}", self.inner.ns, plan.id);
+            let mut first = true;
+            let mut i = 0;
+            while i < enc.fields.len() {
+                // One chunk, with the staging key's expiry: a client that dies half-way
+                // leaves nothing behind for long.
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                if first {
+                    pipe.cmd("DEL").arg(&staging).ignore();
                 }
+                let chunk = pipe.cmd("HSET").arg(&staging);
+                let mut size = 0;
+                while i < enc.fields.len() && size < STAGING_CHUNK_BYTES {
+                    chunk.arg(&enc.fields[i]).arg(&enc.fields[i + 1]);
+                    size += enc.fields[i].len() + enc.fields[i + 1].len();
+                    i += 2;
+                }
+                chunk.ignore();
+                pipe.cmd("PEXPIRE")
+                    .arg(&staging)
+                    .arg(millis(STAGING_TTL))
+                    .ignore();
+                retry_transient(|| async { Ok(pipe.query_async::<()>(&mut self.conn()).await?) })
+                    .await?;
+                first = false;
             }
-            if size > 0 {
-                chunk.query_async::<()>(&mut self.conn()).await?;
-            }
-            redis::cmd("PEXPIRE")
-                .arg(&staging)
-                .arg(millis(STAGING_TTL))
-                .query_async::<()>(&mut self.conn())
-                .await?;
             debug!(workflow = %plan.id, bytes = enc.bytes, "plan uploaded in chunks");
         }
         let mut inv = scripts::SUBMIT.prepare_invoke();
         inv.arg(&self.inner.ns).arg(now_millis()).arg(&plan.id);
+        inv.arg(&nonce).arg(&enc.digest);
         inv.arg(if staged { "1" } else { "0" }).arg(&enc.entry);
         if !staged {
             for f in &enc.fields {
                 inv.arg(f);
             }
         }
-        let woke: Vec<String> = inv.invoke_async(&mut self.conn()).await?;
+        let (woke, _, pending): (Vec<String>, Vec<String>, Vec<String>) =
+            retry_transient(|| async { Ok(inv.invoke_async(&mut self.conn()).await?) }).await?;
         self.woke(woke);
+        if !pending.is_empty() {
+            self.resume_all(&plan.id).await?;
+        }
         Ok(())
     }
 
+    fn wf_key(&self, id: &str) -> String {
+        format!("{}:wf:{{{id}}}", self.inner.ns)
+    }
+
+    /// The state and failure of a workflow: one `HMGET`.
+    async fn state(&self, id: &str) -> Result<(WorkflowState, Option<WorkflowFailure>)> {
+        if !plan::valid_workflow_id(id) {
+            return Err(Error::UnknownWorkflow(id.to_owned()));
+        }
+        let (state, fail): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.wf_key(id))
+            .arg("state")
+            .arg("fail")
+            .query_async(&mut self.conn())
+            .await?;
+        let Some(state) = state else {
+            return Err(Error::UnknownWorkflow(id.to_owned()));
+        };
+        let state = WorkflowState::parse(&state).ok_or_else(|| corrupt(id, "state"))?;
+        Ok((state, fail.map(|f| failure(id, &f)).transpose()?))
+    }
+
+    /// The status of a workflow: its state, then its nodes' states in slices of
+    /// [`STATUS_SLICE`] (pipelined plain `HMGET`s, none of which keeps Redis busy for long).
     async fn status(&self, id: &str) -> Result<WorkflowStatus> {
         if !plan::valid_workflow_id(id) {
             return Err(Error::UnknownWorkflow(id.to_owned()));
         }
-        let raw: Option<(String, String, String, String, String)> = scripts::STATUS
-            .prepare_invoke()
-            .arg(&self.inner.ns)
-            .arg(now_millis())
-            .arg(id)
-            .invoke_async(&mut self.conn())
+        let key = self.wf_key(id);
+        type Head = (
+            Option<String>,
+            Option<usize>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let (state, n, an, ai, fail): Head = redis::cmd("HMGET")
+            .arg(&key)
+            .arg(&["state", "n", "an", "ai", "fail"])
+            .query_async(&mut self.conn())
             .await?;
-        let Some((state, an, ai, fail, letters)) = raw else {
+        let Some(state) = state else {
             return Err(Error::UnknownWorkflow(id.to_owned()));
         };
-        let corrupt =
-            |what: &str| Error::Broker(format!("workflow {id}: corrupt state in Redis ({what})"));
-        let state = WorkflowState::parse(&state).ok_or_else(|| corrupt("state"))?;
-        let pairs: Vec<(String, String)> = serde_json::from_str(&an).map_err(|_| corrupt("an"))?;
-        let mut nodes = Vec::with_capacity(letters.len());
-        for (idx, letter) in ai.split(',').filter(|s| !s.is_empty()).zip(letters.bytes()) {
-            let actor = idx
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| pairs.get(i))
+        let state = WorkflowState::parse(&state).ok_or_else(|| corrupt(id, "state"))?;
+        let (Some(n), Some(an), Some(ai)) = (n, an, ai) else {
+            return Err(corrupt(id, "n, an, ai"));
+        };
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(&an).map_err(|_| corrupt(id, "an"))?;
+        if n > 0 && (ai.len() % n != 0 || ai.is_empty()) {
+            return Err(corrupt(id, "ai"));
+        }
+        let width = ai.len().checked_div(n).unwrap_or(1);
+        let mut states: Vec<Option<String>> = Vec::with_capacity(n);
+        if n > 0 {
+            let mut pipe = redis::pipe();
+            for from in (0..n).step_by(STATUS_SLICE) {
+                let cmd = pipe.cmd("HMGET").arg(&key);
+                for i in from..n.min(from + STATUS_SLICE) {
+                    cmd.arg(format!("s{i}"));
+                }
+            }
+            let slices: Vec<Vec<Option<String>>> = pipe.query_async(&mut self.conn()).await?;
+            states.extend(slices.into_iter().flatten());
+        }
+        if states.len() != n {
+            return Err(corrupt(id, "node states"));
+        }
+        let stopped = matches!(state, WorkflowState::Failed | WorkflowState::Cancelled);
+        let mut nodes = Vec::with_capacity(n);
+        for (i, s) in states.iter().enumerate() {
+            let actor = ai
+                .get(i * width..(i + 1) * width)
+                .and_then(|x| x.parse::<usize>().ok())
+                .and_then(|x| pairs.get(x))
                 .map(|p| p.0.clone())
-                .ok_or_else(|| corrupt("ai"))?;
-            let state = match letter {
-                b'w' => NodeState::Waiting,
-                b'q' => NodeState::Queued,
-                b'r' => NodeState::Running,
-                b'd' => NodeState::Done,
-                b'f' => NodeState::Failed,
-                b'k' => NodeState::Skipped,
-                _ => return Err(corrupt("node state")),
+                .ok_or_else(|| corrupt(id, "ai"))?;
+            let state = match (s.as_deref(), stopped) {
+                // Queued tasks of a stopped workflow are skipped (fetch drops them).
+                (None | Some("q"), true) | (Some("k"), _) => NodeState::Skipped,
+                (None, false) => NodeState::Waiting,
+                (Some("q"), false) => NodeState::Queued,
+                (Some("r"), _) => NodeState::Running,
+                (Some("d"), _) => NodeState::Done,
+                (Some("f"), _) => NodeState::Failed,
+                _ => return Err(corrupt(id, "node state")),
             };
             nodes.push(NodeStatus { actor, state });
         }
-        let failure = if fail.is_empty() {
-            None
-        } else {
-            let v: serde_json::Value = serde_json::from_str(&fail).map_err(|_| corrupt("fail"))?;
-            Some(WorkflowFailure {
-                node: v["node"]
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .unwrap_or(0),
-                actor: v["actor"].as_str().unwrap_or_default().to_owned(),
-                error: v["error"].as_str().unwrap_or_default().to_owned(),
-            })
-        };
         Ok(WorkflowStatus {
             id: id.to_owned(),
             state,
             nodes,
-            failure,
+            failure: fail.map(|f| failure(id, &f)).transpose()?,
         })
+    }
+}
+
+fn corrupt(id: &str, what: &str) -> Error {
+    Error::Broker(format!("workflow {id}: corrupt state in Redis ({what})"))
+}
+
+fn failure(id: &str, fail: &str) -> Result<WorkflowFailure> {
+    let v: serde_json::Value = serde_json::from_str(fail).map_err(|_| corrupt(id, "fail"))?;
+    Ok(WorkflowFailure {
+        node: v["node"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        actor: v["actor"].as_str().unwrap_or_default().to_owned(),
+        error: v["error"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
+/// Runs `f` again after a transient error (a lost connection, a timeout, a restarting
+/// server), [`SUBMIT_ATTEMPTS`] times at most; for idempotent steps only.
+async fn retry_transient<T, F, Fut>(mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut pause = Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Err(e) if e.is_transient() && attempt < SUBMIT_ATTEMPTS => {
+                warn!(error = %e, attempt, "a request to Redis failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 4;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// The receipt of a workflow node's next message (a retry, or a delayed message moved to its
+/// queue): the old receipt's node and nonce, and a new unique part.
+fn retry_receipt(old: &str, w: &WorkflowRef) -> String {
+    let uniq = uuid::Uuid::new_v4().simple();
+    let node = w.node.to_string();
+    let head = old
+        .rsplit_once('@')
+        .filter(|(_, id)| *id == w.id)
+        .and_then(|(head, _)| head.split('.').next())
+        .filter(|head| head.split(':').next() == Some(node.as_str()));
+    match head {
+        Some(head) => format!("{head}.{uniq}@{}", w.id),
+        None => format!("{node}.{uniq}@{}", w.id),
     }
 }
 
@@ -633,7 +865,7 @@ fn prepare(mut message: Message, delay: Option<Duration>, receipt: &str) -> (Str
 impl Broker for RedisBroker {
     fn enqueue(&self, message: Message, delay: Option<Duration>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            if !is_valid_queue_name(&message.queue_name) {
+            if !plan::valid_target_queue(&message.queue_name) {
                 return Err(Error::InvalidQueueName(message.queue_name));
             }
             let receipt = uuid::Uuid::new_v4().to_string();
@@ -653,6 +885,9 @@ impl Broker for RedisBroker {
 
     fn fetch<'a>(&'a self, queue: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<Delivery>>> {
         Box::pin(async move {
+            if !plan::valid_target_queue(queue) {
+                return Err(Error::InvalidQueueName(queue.to_owned()));
+            }
             if max == 0 {
                 return Ok(Vec::new());
             }
@@ -703,6 +938,9 @@ impl Broker for RedisBroker {
 
     fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>> {
         Box::pin(async move {
+            if !is_valid_queue_name(queue) {
+                return Err(Error::InvalidQueueName(queue.to_owned()));
+            }
             let (msgs, dmsgs, fq, fdq, dead): (usize, usize, usize, usize, usize) = scripts::STATS
                 .prepare_invoke()
                 .arg(&self.inner.ns)
@@ -755,32 +993,49 @@ impl Broker for RedisBroker {
                     return Err(e);
                 }
             }
-            let forget = std::mem::take(&mut lock(&self.inner.dead).forget);
-            let now = now_millis();
-            let mut inv = scripts::HEARTBEAT.prepare_invoke();
-            inv.arg(&self.inner.ns)
-                .arg(now)
-                .arg(&self.inner.worker_id)
-                .arg(millis(self.inner.heartbeat_timeout))
-                .arg(millis(self.inner.dead_message_ttl))
-                .arg(forget.len());
-            for w in &forget {
-                inv.arg(w);
+            let (mut forget, mut offset) = {
+                let mut d = lock(&self.inner.dead);
+                (std::mem::take(&mut d.forget), d.offset)
+            };
+            for _ in 0..EXPIRE_ROUNDS {
+                let now = now_millis();
+                let mut inv = scripts::HEARTBEAT.prepare_invoke();
+                inv.arg(&self.inner.ns)
+                    .arg(now)
+                    .arg(&self.inner.worker_id)
+                    .arg(millis(self.inner.heartbeat_timeout))
+                    .arg(millis(self.inner.dead_message_ttl))
+                    .arg(offset)
+                    .arg(forget.len());
+                for w in &forget {
+                    inv.arg(w);
+                }
+                for q in queues {
+                    inv.arg(q);
+                }
+                type Beat = (Vec<String>, u64, Vec<String>, u64, u8);
+                let (dead, recovered, woke, next, more): Beat =
+                    inv.invoke_async(&mut self.conn()).await?;
+                self.inner.last_beat.fetch_max(now, Ordering::AcqRel);
+                if recovered > 0 {
+                    warn!(messages = recovered, workers = ?dead, "gave back the messages of dead workers");
+                }
+                self.woke(woke);
+                forget.clear();
+                offset = next;
+                {
+                    let mut d = lock(&self.inner.dead);
+                    d.offset = next;
+                    let at = Instant::now();
+                    for w in dead {
+                        d.known.entry(w).or_insert((at, at)).1 = at;
+                    }
+                }
+                if more == 0 {
+                    break;
+                }
             }
-            for q in queues {
-                inv.arg(q);
-            }
-            let (dead, recovered, woke): (Vec<String>, u64, Vec<String>) =
-                inv.invoke_async(&mut self.conn()).await?;
-            self.inner.last_beat.fetch_max(now, Ordering::AcqRel);
-            if recovered > 0 {
-                warn!(messages = recovered, workers = ?dead, "gave back the messages of dead workers");
-            }
-            self.woke(woke);
-            if !dead.is_empty() {
-                self.scan_dead(dead).await?;
-            }
-            Ok(())
+            self.scan_dead().await
         })
     }
 
@@ -796,12 +1051,19 @@ impl Broker for RedisBroker {
         Box::pin(self.status(id))
     }
 
+    fn workflow_state<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(WorkflowState, Option<WorkflowFailure>)>> {
+        Box::pin(self.state(id))
+    }
+
     fn cancel_workflow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             if !plan::valid_workflow_id(id) {
                 return Err(Error::UnknownWorkflow(id.to_owned()));
             }
-            let r: i64 = scripts::CANCEL
+            let (r, from): (i64, u64) = scripts::CANCEL
                 .prepare_invoke()
                 .arg(&self.inner.ns)
                 .arg(now_millis())
@@ -811,7 +1073,14 @@ impl Broker for RedisBroker {
             match r {
                 -1 => Err(Error::UnknownWorkflow(id.to_owned())),
                 0 => Ok(false),
-                _ => Ok(true),
+                _ => {
+                    // A big workflow: skip the rest of its queued tasks, a slice per call. It
+                    // is cancelled whatever happens here: fetch drops what is left.
+                    if let Err(e) = self.sweep_all(id, from).await {
+                        warn!(workflow = %id, error = %e, "skipping the queued tasks of a cancelled workflow failed; they are dropped when fetched");
+                    }
+                    Ok(true)
+                }
             }
         })
     }

@@ -16,12 +16,30 @@ use crate::workflow::{Next, Plan};
 
 /// The hash fields of a plan, and the tasks it starts with.
 pub(super) struct EncodedPlan {
-    /// Field, value, field, value, ... (without `state`).
+    /// Field, value, field, value, ... (without `state`, `nonce` and `dig`).
     pub(super) fields: Vec<String>,
     /// The entry tasks as ranges (`0-999,1200`); empty if the workflow has no task.
     pub(super) entry: String,
     /// Bytes of all fields and values.
     pub(super) bytes: usize,
+    /// A digest of the fields and the entry tasks: the same plan submitted twice is
+    /// recognized by it.
+    pub(super) digest: String,
+}
+
+/// 128-bit FNV-1a of `parts`, each followed by a 0 byte; in hex. Stable across builds and
+/// versions (unlike `std`'s hasher), so that any process recognizes a plan it submits again.
+pub(super) fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013B;
+    let mut h = OFFSET;
+    for part in parts {
+        for &b in part.as_bytes().iter().chain(&[0u8]) {
+            h ^= u128::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    format!("{h:032x}")
 }
 
 /// Whether `id` can name a workflow in keys, receipts and the JSON that Lua writes.
@@ -69,16 +87,17 @@ pub(super) fn ranges(nodes: &[u32]) -> String {
     out
 }
 
-/// A message template: `<next>\t<queue>\t<delay ms>\t<message_id JSON>\t<body>`, where body
-/// runs from `"actor_name"` to the inside of `options`, without its closing brace.
-pub(super) fn template(
-    next: &str,
-    m: &Message,
-    delay: Option<Duration>,
-    drop: &[&str],
-) -> Result<String> {
+/// Whether messages can be enqueued on `queue` (a valid name that is not a dead-letter queue,
+/// where dramatiq keeps a sorted set).
+pub(super) fn valid_target_queue(queue: &str) -> bool {
+    is_valid_queue_name(queue) && !queue.ends_with(".XQ")
+}
+
+/// A message template: `<queue>\t<delay ms>\t<message_id JSON>\t<body>`, where body runs
+/// from `"actor_name"` to the inside of `options`, without its closing brace.
+pub(super) fn template(m: &Message, delay: Option<Duration>, drop: &[&str]) -> Result<String> {
     let queue = q_name(&m.queue_name);
-    if !is_valid_queue_name(queue) {
+    if !valid_target_queue(&m.queue_name) || !is_valid_queue_name(queue) {
         return Err(Error::InvalidQueueName(m.queue_name.clone()));
     }
     let mut options = m.options.clone();
@@ -96,10 +115,7 @@ pub(super) fn template(
     body.push_str(",\"options\":");
     body.push_str(&options[..options.len() - 1]);
     let delay = delay.map_or(0, millis);
-    Ok(format!(
-        "{next}\t{queue}\t{delay}\t{}\t{body}",
-        json(&m.message_id)
-    ))
+    Ok(format!("{queue}\t{delay}\t{}\t{body}", json(&m.message_id)))
 }
 
 /// Encodes `plan`; `max_retention` caps its retention.
@@ -134,10 +150,10 @@ pub(super) fn encode(plan: &Plan, max_retention: Option<Duration>) -> Result<Enc
     check_tasks(&plan.entry)?;
 
     let retention = max_retention.map_or(plan.retention, |cap| plan.retention.min(cap));
-    let mut fields = Vec::with_capacity(2 * (n + 2 * plan.joins.len() + 8));
+    let mut fields = Vec::with_capacity(2 * (2 * n + 2 * plan.joins.len() + 8));
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     let mut pair_index: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut ai = String::with_capacity(2 * n);
+    let mut index = Vec::with_capacity(n);
     for (i, task) in plan.tasks.iter().enumerate() {
         let key = (
             task.message.actor_name.as_str(),
@@ -147,17 +163,17 @@ pub(super) fn encode(plan: &Plan, max_retention: Option<Duration>) -> Result<Enc
             pairs.push(key);
             pairs.len() - 1
         });
-        if i > 0 {
-            ai.push(',');
-        }
-        let _ = write!(ai, "{idx}");
+        index.push(idx);
         fields.push(format!("t{i}"));
-        fields.push(template(
-            &next_code(task.next)?,
-            &task.message,
-            task.delay,
-            &[],
-        )?);
+        fields.push(template(&task.message, task.delay, &[])?);
+        fields.push(format!("x{i}"));
+        fields.push(next_code(task.next)?);
+    }
+    // Fixed width, so that Lua finds node i's pair at i * width.
+    let width = pairs.len().saturating_sub(1).to_string().len();
+    let mut ai = String::with_capacity(width * n);
+    for idx in index {
+        let _ = write!(ai, "{idx:0width$}");
     }
     for (j, join) in plan.joins.iter().enumerate() {
         if join.count == 0 {
@@ -170,11 +186,11 @@ pub(super) fn encode(plan: &Plan, max_retention: Option<Duration>) -> Result<Enc
     }
     if let Some(m) = &plan.on_success {
         fields.push("ok".into());
-        fields.push(template("-", m, None, &[])?);
+        fields.push(template(m, None, &[])?);
     }
     if let Some(m) = &plan.on_failure {
         fields.push("ko".into());
-        fields.push(template("-", m, None, &["workflow_failure"])?);
+        fields.push(template(m, None, &["workflow_failure"])?);
     }
     fields.extend([
         "n".into(),
@@ -187,10 +203,13 @@ pub(super) fn encode(plan: &Plan, max_retention: Option<Duration>) -> Result<Enc
         ai,
     ]);
     let bytes = fields.iter().map(String::len).sum();
+    let entry = ranges(&plan.entry);
+    let digest = digest(fields.iter().map(String::as_str).chain([entry.as_str()]));
     Ok(EncodedPlan {
         fields,
-        entry: ranges(&plan.entry),
+        entry,
         bytes,
+        digest,
     })
 }
 
@@ -211,15 +230,30 @@ mod tests {
         m.options.insert("eta".into(), 1.into());
         m.options.insert("redis_message_id".into(), "x".into());
         m.options.insert("retries".into(), 2.into());
-        let t = template("e", &m, Some(Duration::from_millis(1500)), &[]).unwrap();
-        let parts: Vec<&str> = t.splitn(5, '\t').collect();
-        assert_eq!(&parts[..3], &["e", "q", "1500"]);
-        assert_eq!(parts[3], format!("\"{}\"", m.message_id));
+        let t = template(&m, Some(Duration::from_millis(1500)), &[]).unwrap();
+        let parts: Vec<&str> = t.splitn(4, '\t').collect();
+        assert_eq!(&parts[..2], &["q", "1500"]);
+        assert_eq!(parts[2], format!("\"{}\"", m.message_id));
         assert_eq!(
-            parts[4],
+            parts[3],
             "\"actor_name\":\"a\",\"args\":[1],\"kwargs\":{},\"options\":{\"retries\":2"
         );
-        let empty = template("e", &Message::new("q", "a", vec![]), None, &[]).unwrap();
+        let empty = template(&Message::new("q", "a", vec![]), None, &[]).unwrap();
         assert!(empty.ends_with("\"options\":{"));
+        assert!(matches!(
+            template(&Message::new("q.XQ", "a", vec![]), None, &[]),
+            Err(Error::InvalidQueueName(_))
+        ));
+    }
+
+    #[test]
+    fn digests_are_stable_and_tell_plans_apart() {
+        assert_eq!(
+            digest([]),
+            format!("{:032x}", 0x6c62272e07bb014262b821756295c58du128)
+        );
+        assert_eq!(digest(["a", "b"]), digest(["a", "b"]));
+        assert_ne!(digest(["a", "b"]), digest(["ab"]));
+        assert_ne!(digest(["a", "b"]), digest(["b", "a"]));
     }
 }

@@ -1,8 +1,9 @@
 //! The Lua scripts of the Redis broker (`workflow-runtime/lua/*.lua`), loaded once.
 //!
 //! Each is called with `invoke_async`, which sends `EVALSHA` and loads the script on
-//! `NOSCRIPT` (after a Redis restart, for example). The scripts that change or read workflow
-//! state are prefixed with `common.lua`, the engine they share.
+//! `NOSCRIPT` (after a Redis restart, for example). All but `enqueue` and `stats` are
+//! prefixed with `common.lua` (helpers; writes are buffered and checked before the first
+//! one), those that advance or stop workflows also with `engine.lua`, the workflow engine.
 
 use std::sync::LazyLock;
 
@@ -14,30 +15,47 @@ macro_rules! lua {
     };
 }
 
-macro_rules! with_engine {
+macro_rules! with_common {
     ($file:literal) => {
         concat!(lua!("common.lua"), "\n", lua!($file))
     };
 }
 
+macro_rules! with_engine {
+    ($file:literal) => {
+        concat!(
+            lua!("common.lua"),
+            "\n",
+            lua!("engine.lua"),
+            "\n",
+            lua!($file)
+        )
+    };
+}
+
 /// `enqueue.lua`: one message onto a queue.
 pub(super) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(lua!("enqueue.lua")));
-/// `fetch.lua`: a batch of messages into this worker's acks set.
-pub(super) static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(lua!("fetch.lua")));
+/// `fetch.lua`: a batch of messages into this worker's acks set; drops those of stopped
+/// workflows.
+pub(super) static FETCH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(with_common!("fetch.lua")));
 /// `settle.lua`: acks, completions (workflow advancement), retries, dead letters, requeues.
 pub(super) static SETTLE: LazyLock<Script> =
     LazyLock::new(|| Script::new(with_engine!("settle.lua")));
 /// `heartbeat.lua`: heartbeat, recovery of dead workers' messages, dead-letter expiry.
 pub(super) static HEARTBEAT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(lua!("heartbeat.lua")));
+    LazyLock::new(|| Script::new(with_common!("heartbeat.lua")));
 /// `stats.lua`: sizes of a queue.
 pub(super) static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(lua!("stats.lua")));
 /// `submit.lua`: writes a workflow and enqueues its entry tasks.
 pub(super) static SUBMIT: LazyLock<Script> =
     LazyLock::new(|| Script::new(with_engine!("submit.lua")));
+/// `resume.lua`: starts more tasks of a big start set.
+pub(super) static RESUME: LazyLock<Script> =
+    LazyLock::new(|| Script::new(with_engine!("resume.lua")));
 /// `cancel.lua`: cancels a running workflow.
 pub(super) static CANCEL: LazyLock<Script> =
     LazyLock::new(|| Script::new(with_engine!("cancel.lua")));
-/// `status.lua`: a snapshot of a workflow.
-pub(super) static STATUS: LazyLock<Script> =
-    LazyLock::new(|| Script::new(with_engine!("status.lua")));
+/// `sweep.lua`: skips more queued tasks of a stopped workflow.
+pub(super) static SWEEP: LazyLock<Script> =
+    LazyLock::new(|| Script::new(with_engine!("sweep.lua")));
