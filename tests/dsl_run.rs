@@ -1,12 +1,12 @@
 //! `workflow!` literals run on the in-memory broker: the seed's workflow, fan-outs, delays and
 //! composed literals run every step once, in an order their shape allows.
 
-mod common;
+mod support;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{start, worker};
+use support::{start, worker};
 use workflow::prelude::*;
 use workflow::WorkflowState;
 
@@ -84,7 +84,7 @@ async fn note(tag: String, what: String) {
 #[tokio::test]
 async fn the_seed_workflow_runs_in_order() {
     let broker = MemoryBroker::new();
-    let w = start(worker(broker.clone()).queues(["dsl"]).concurrency(4));
+    let w = start(worker(broker.clone(), &["dsl"]).concurrency(4));
     let wf = workflow!(chain![
         task1("arguments".into(), "go".into(), "here".into()),
         group![
@@ -96,7 +96,7 @@ async fn the_seed_workflow_runs_in_order() {
     ]);
     let handle = wf.run(&broker).await.unwrap();
     let status = handle.wait_timeout(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     assert_eq!(status.state, WorkflowState::Succeeded);
 
     let order = names("seed");
@@ -111,7 +111,7 @@ async fn the_seed_workflow_runs_in_order() {
 #[tokio::test]
 async fn fan_outs_run_one_member_per_item() {
     let broker = MemoryBroker::new();
-    let w = start(worker(broker.clone()).queues(["dsl"]).concurrency(4));
+    let w = start(worker(broker.clone(), &["dsl"]).concurrency(4));
     let tag = String::from("fan");
     let ids = vec![1_u32, 2, 3];
     let nothing: Vec<u32> = Vec::new();
@@ -131,7 +131,7 @@ async fn fan_outs_run_one_member_per_item() {
         .wait_timeout(T)
         .await
         .unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     assert_eq!(status.state, WorkflowState::Succeeded);
 
     let order = names(&tag);
@@ -146,7 +146,7 @@ async fn fan_outs_run_one_member_per_item() {
 #[tokio::test]
 async fn delays_hold_their_element_back() {
     let broker = MemoryBroker::new();
-    let w = start(worker(broker.clone()).queues(["dsl"]));
+    let w = start(worker(broker.clone(), &["dsl"]));
     let tag = String::from("delay");
     let pause = Duration::from_millis(300);
     let wf = workflow!(chain![
@@ -164,7 +164,7 @@ async fn delays_hold_their_element_back() {
         .wait_timeout(T)
         .await
         .unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     assert_eq!(status.state, WorkflowState::Succeeded);
 
     let ran = ran(&tag);
@@ -183,7 +183,7 @@ async fn delays_hold_their_element_back() {
 #[tokio::test]
 async fn literals_compose_and_standalone_macros_run() {
     let broker = MemoryBroker::new();
-    let w = start(worker(broker.clone()).queues(["dsl"]).concurrency(4));
+    let w = start(worker(broker.clone(), &["dsl"]).concurrency(4));
     let tag = String::from("compose");
     let n = |what: &str| note::message(tag.clone(), what.to_owned());
     let prepare = chain![{ n("prepare 1") }, note(tag.clone(), "prepare 2".into())];
@@ -202,7 +202,7 @@ async fn literals_compose_and_standalone_macros_run() {
         .await
         .unwrap();
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     assert_eq!(status.state, WorkflowState::Succeeded);
 
     let order = names(&tag);

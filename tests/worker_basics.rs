@@ -1,12 +1,12 @@
 //! The worker on the in-memory broker: success, retries, dead letters, limits, shutdown.
 
-mod common;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{eventually, start, worker};
+use support::{eventually, start, worker};
 use tokio::sync::Semaphore;
 use workflow::prelude::*;
 use workflow::Message;
@@ -26,9 +26,9 @@ async fn messages_run_their_actor() {
     for i in 0..5 {
         add::message(i, 100).send(&broker).await.unwrap();
     }
-    let w = start(worker(broker.clone()).queues(["basics"]));
+    let w = start(worker(broker.clone(), &["basics"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     let mut added = ADDED.lock().unwrap().clone();
     added.sort();
     assert_eq!(added, [100, 101, 102, 103, 104]);
@@ -48,9 +48,9 @@ fn flaky(fail_times: usize) -> Result<&'static str, String> {
 async fn a_failing_message_is_retried_until_it_succeeds() {
     let broker = MemoryBroker::new();
     flaky::message(2).send(&broker).await.unwrap();
-    let w = start(worker(broker.clone()).queues(["flaky"]));
+    let w = start(worker(broker.clone(), &["flaky"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     assert_eq!(FLAKY_CALLS.load(SeqCst), 3);
     assert!(broker.dead_letters("flaky").is_empty());
 }
@@ -72,9 +72,9 @@ async fn doomed() -> Result<(), String> {
 async fn exhausted_retries_dead_letter_the_message() {
     let broker = MemoryBroker::new();
     let id = doomed::message().send(&broker).await.unwrap();
-    let w = start(worker(broker.clone()).queues(["doomed"]));
+    let w = start(worker(broker.clone(), &["doomed"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     assert_eq!(DOOMED_CALLS.load(SeqCst), 3, "one attempt and two retries");
     let dead = broker.dead_letters("doomed");
     assert_eq!(dead.len(), 1);
@@ -105,9 +105,9 @@ async fn per_message_options_override_the_actor() {
         .send(&broker)
         .await
         .unwrap();
-    let w = start(worker(broker.clone()).queues(["twin"]));
+    let w = start(worker(broker.clone(), &["twin"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     assert_eq!(
         TWIN_CALLS.load(SeqCst),
         1,
@@ -137,9 +137,9 @@ async fn panicky() {
 async fn a_panic_is_a_failed_attempt_and_the_worker_keeps_going() {
     let broker = MemoryBroker::new();
     panicky::message().send(&broker).await.unwrap();
-    let w = start(worker(broker.clone()).queues(["panicky"]));
+    let w = start(worker(broker.clone(), &["panicky"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     assert_eq!(PANICS.load(SeqCst), 2, "retried after the panic");
     assert!(broker.dead_letters("panicky").is_empty());
 }
@@ -156,9 +156,9 @@ fn panicky_blocking() {
 async fn a_panic_in_a_plain_fn_is_caught_too() {
     let broker = MemoryBroker::new();
     panicky_blocking::message().send(&broker).await.unwrap();
-    let w = start(worker(broker.clone()).queues(["panicky_blocking"]));
+    let w = start(worker(broker.clone(), &["panicky_blocking"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     let dead = broker.dead_letters("panicky_blocking");
     assert_eq!(dead.len(), 1);
     assert!(
@@ -177,9 +177,9 @@ async fn slow() {
 async fn the_time_limit_cancels_an_async_actor() {
     let broker = MemoryBroker::new();
     slow::message().send(&broker).await.unwrap();
-    let w = start(worker(broker.clone()).queues(["slow"]));
+    let w = start(worker(broker.clone(), &["slow"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     let dead = broker.dead_letters("slow");
     assert_eq!(dead.len(), 1);
     assert!(dead[0].reason.contains("time limit"), "{}", dead[0].reason);
@@ -198,9 +198,9 @@ async fn messages_older_than_max_age_are_dead_lettered_unrun() {
     let mut old = aged::message().into_message().unwrap();
     old.message_timestamp = (workflow::message::now_millis() - 5_000).into();
     broker.enqueue(old, None).await.unwrap();
-    let w = start(worker(broker.clone()).queues(["aged"]));
+    let w = start(worker(broker.clone(), &["aged"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     assert_eq!(OLD_CALLS.load(SeqCst), 0);
     assert!(broker.dead_letters("aged")[0].reason.contains("max_age"));
 }
@@ -218,9 +218,9 @@ async fn unknown_actors_and_undecodable_payloads_are_dead_lettered() {
         br#"{"queue_name":"mixed","actor_name":"add","args":["x"],"kwargs":{},"options":{}}"#
             .to_vec(),
     );
-    let w = start(worker(broker.clone()).queues(["mixed"]));
+    let w = start(worker(broker.clone(), &["mixed"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     let mut reasons: Vec<_> = broker
         .dead_letters("mixed")
         .into_iter()
@@ -262,9 +262,9 @@ async fn no_more_than_the_concurrency_run_at_once() {
     for _ in 0..60 {
         bounded::message().send(&broker).await.unwrap();
     }
-    let w = start(worker(broker.clone()).queues(["bounded"]).concurrency(3));
+    let w = start(worker(broker.clone(), &["bounded"]).concurrency(3));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     let max = MAX_RUNNING.load(SeqCst);
     assert!(max <= 3, "{max} ran at once");
     assert_eq!(max, 3, "the worker uses its concurrency");
@@ -288,8 +288,7 @@ async fn shutdown_finishes_running_tasks_and_gives_back_the_rest() {
         gated::message().send(&broker).await.unwrap();
     }
     let w = start(
-        worker(broker.clone())
-            .queues(["gated"])
+        worker(broker.clone(), &["gated"])
             .concurrency(1)
             .prefetch(5),
     );
@@ -304,7 +303,7 @@ async fn shutdown_finishes_running_tasks_and_gives_back_the_rest() {
     let stopping = tokio::spawn(w.stop());
     // The running task may finish during the grace period.
     GATE.add_permits(1);
-    stopping.await.unwrap().unwrap();
+    stopping.await.unwrap();
     assert_eq!(GATED_DONE.load(SeqCst), 1);
     let stats = broker.queue_stats("gated").await.unwrap();
     assert_eq!(
@@ -324,16 +323,12 @@ async fn stuck() {
 async fn tasks_still_running_after_the_grace_period_are_given_back() {
     let broker = MemoryBroker::new();
     stuck::message().send(&broker).await.unwrap();
-    let w = start(
-        worker(broker.clone())
-            .queues(["stuck"])
-            .grace_period(Duration::from_millis(50)),
-    );
+    let w = start(worker(broker.clone(), &["stuck"]).grace_period(Duration::from_millis(50)));
     eventually(T, "the task to start", || async {
         broker.queue_stats("stuck").await.unwrap().in_flight == 1
     })
     .await;
-    w.stop().await.unwrap();
+    w.stop().await;
     let stats = broker.queue_stats("stuck").await.unwrap();
     assert_eq!((stats.ready, stats.in_flight), (1, 0));
 }
@@ -358,9 +353,9 @@ async fn delayed_messages_wait_for_their_eta() {
         .await
         .unwrap();
     assert_eq!(broker.queue_stats("later").await.unwrap().delayed, 1);
-    let w = start(worker(broker.clone()).queues(["later"]));
+    let w = start(worker(broker.clone(), &["later"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     let lag = LATER_LAG.lock().unwrap().clone();
     assert_eq!(lag.len(), 1);
     assert!(lag[0] >= 200, "ran {}ms after sending", lag[0]);
@@ -383,9 +378,9 @@ async fn explosive(_x: Explosive) {}
 async fn a_panic_while_decoding_arguments_dead_letters_the_message() {
     let broker = MemoryBroker::new();
     explosive::message(Explosive).send(&broker).await.unwrap();
-    let w = start(worker(broker.clone()).queues(["explosive"]));
+    let w = start(worker(broker.clone(), &["explosive"]));
     broker.join(T).await.unwrap();
-    w.stop().await.unwrap();
+    w.stop().await;
     let dead = broker.dead_letters("explosive");
     assert_eq!(dead.len(), 1);
     assert!(

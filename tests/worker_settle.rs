@@ -1,12 +1,12 @@
 //! Settlements the broker keeps rejecting do not hold back the others.
 
-mod common;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{eventually, start, worker};
+use support::{eventually, start, worker};
 use workflow::broker::BoxFuture;
 use workflow::engine::Plan;
 use workflow::prelude::*;
@@ -72,13 +72,13 @@ async fn a_rejected_settlement_does_not_block_the_rest_of_its_batch() {
     for n in 0..20 {
         counted::message(n).send(&broker).await.unwrap();
     }
-    let w = start(worker(broker.clone()).queues(["picky"]));
+    let w = start(worker(broker.clone(), &["picky"]));
     eventually(Duration::from_secs(10), "19 messages settled", || async {
         let s = broker.queue_stats("picky").await.unwrap();
         RUNS.load(SeqCst) == 20 && s.ready == 0 && s.in_flight == 1
     })
     .await;
-    w.stop().await.unwrap();
+    w.stop().await;
     // The rejected one stays in flight, to be delivered again by the broker's recovery.
     assert_eq!(broker.queue_stats("picky").await.unwrap().in_flight, 1);
 }

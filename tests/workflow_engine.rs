@@ -1,7 +1,11 @@
 //! The workflow engine's transitions, driven directly and through the in-memory broker.
 
-use std::collections::{BTreeSet, HashMap};
+mod support;
+
+use std::collections::BTreeSet;
+
 use std::time::Duration;
+use support::trees::{label, Rng, Tree};
 
 use workflow::engine::{Next, State};
 use workflow::{
@@ -12,109 +16,16 @@ fn step(name: &str) -> Workflow {
     Workflow::message(Message::new("q", name, vec![]))
 }
 
-/// A small deterministic PRNG, so failures reproduce from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// A random tree, kept alongside the workflow to know each step's predecessors.
-enum Tree {
-    Step(u32),
-    Chain(Vec<Tree>),
-    Group(Vec<Tree>),
-    Delay(u64, Box<Tree>),
-}
-
-fn gen(rng: &mut Rng, depth: u32, budget: &mut u32, next: &mut u32) -> Tree {
-    let leaf = depth >= 5 || *budget <= 1 || rng.below(3) == 0;
-    if leaf {
-        *budget = budget.saturating_sub(1);
-        *next += 1;
-        return Tree::Step(*next - 1);
-    }
-    match rng.below(5) {
-        0 => Tree::Delay(rng.below(3), Box::new(gen(rng, depth + 1, budget, next))),
-        k => {
-            // Groups may be empty (a run-time fan-out over nothing); chains of one are fine.
-            let n = if k == 1 {
-                rng.below(3)
-            } else {
-                1 + rng.below(5)
-            };
-            let children = (0..n).map(|_| gen(rng, depth + 1, budget, next)).collect();
-            if k % 2 == 0 {
-                Tree::Chain(children)
-            } else {
-                Tree::Group(children)
-            }
-        }
-    }
-}
-
-fn to_workflow(t: &Tree) -> Workflow {
-    match t {
-        Tree::Step(n) => step(&format!("t{n}")),
-        Tree::Chain(cs) => Workflow::chain(cs.iter().map(to_workflow)),
-        Tree::Group(cs) => Workflow::group(cs.iter().map(to_workflow)),
-        Tree::Delay(ms, t) => Workflow::delay(Duration::from_millis(*ms), to_workflow(t)),
-    }
-}
-
-fn steps(t: &Tree, out: &mut Vec<u32>) {
-    match t {
-        Tree::Step(n) => out.push(*n),
-        Tree::Chain(cs) | Tree::Group(cs) => cs.iter().for_each(|c| steps(c, out)),
-        Tree::Delay(_, t) => steps(t, out),
-    }
-}
-
-/// For each step, the steps that must have finished before it starts.
-fn predecessors(t: &Tree, before: &BTreeSet<u32>, out: &mut HashMap<u32, BTreeSet<u32>>) {
-    match t {
-        Tree::Step(n) => {
-            out.insert(*n, before.clone());
-        }
-        Tree::Delay(_, t) => predecessors(t, before, out),
-        Tree::Group(cs) => cs.iter().for_each(|c| predecessors(c, before, out)),
-        Tree::Chain(cs) => {
-            let mut before = before.clone();
-            for c in cs {
-                predecessors(c, &before, out);
-                let mut s = Vec::new();
-                steps(c, &mut s);
-                before.extend(s);
-            }
-        }
-    }
-}
-
-/// The step number of a message; `None` for the no-op that keeps the delay of an empty group.
-fn label(m: &Message) -> Option<u32> {
-    m.actor_name.strip_prefix('t').map(|n| n.parse().unwrap())
-}
-
 #[test]
 fn random_trees_complete_every_step_once_in_order() {
     for seed in 1..=300u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let (mut budget, mut next) = (200, 0);
-        let tree = gen(&mut rng, 0, &mut budget, &mut next);
+        let tree = Tree::random(&mut rng, 200);
         let mut all = Vec::new();
-        steps(&tree, &mut all);
-        let mut preds = HashMap::new();
-        predecessors(&tree, &BTreeSet::new(), &mut preds);
+        tree.steps(&mut all);
+        let preds = tree.predecessors();
 
-        let plan = to_workflow(&tree).plan().unwrap();
+        let plan = tree.workflow("q").plan().unwrap();
         let noops = plan
             .tasks
             .iter()

@@ -7,6 +7,8 @@
 //! the binary exits (set `WF_TEST_PRIVATE_REDIS=1` to use one even if 6379 answers).
 #![allow(dead_code)]
 
+pub mod trees;
+
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
