@@ -18,8 +18,8 @@ async fn main() -> workflow::Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let broker = RedisBroker::connect(&url).await?;
     println!("worker {} on {url}; Ctrl-C stops it", broker.worker_id());
-    // Every actor linked into this binary, on its queue ("example", and "default" for the
-    // built-in workflow_noop).
+    // Every actor linked into this binary, on its queue: "example", and "default" for the
+    // built-in `workflow_noop` (the stand-in for a delayed empty group).
     Worker::new(broker)
         .concurrency(16)
         .run_until(shutdown_signal())
