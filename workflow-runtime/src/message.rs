@@ -57,6 +57,35 @@ pub struct Message {
     pub message_timestamp: Number,
 }
 
+/// How deeply arrays and objects may nest in a message that [`Message::decode`] reads.
+pub const MAX_DEPTH: usize = 512;
+
+/// The deepest nesting of arrays and objects in `bytes`, read as JSON text (strings skipped).
+fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 fn new_message_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -92,8 +121,24 @@ impl Message {
     }
 
     /// Reads a message from its JSON bytes.
+    ///
+    /// Arrays and objects may nest up to [`MAX_DEPTH`] levels (dramatiq's pipelines nest a
+    /// message in the options of the one before it, two levels per step).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))
+        let depth = json_depth(bytes);
+        if depth > MAX_DEPTH {
+            return Err(Error::Decode(format!(
+                "JSON nested {depth} levels deep; at most {MAX_DEPTH} are accepted"
+            )));
+        }
+        // serde_json stops at 128 levels; the depth is bounded above instead, so that decoding
+        // stays well within a thread's stack.
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        de.disable_recursion_limit();
+        let message = serde::Deserialize::deserialize(&mut de)
+            .and_then(|m| de.end().map(|()| m))
+            .map_err(|e| Error::Decode(e.to_string()))?;
+        Ok(message)
     }
 
     /// Writes the message as compact JSON with the seven dramatiq keys.
@@ -294,4 +339,34 @@ impl<A: Actor> TypedMessage<A> {
 
 fn millis_value(d: Duration) -> Value {
     Value::from(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut arg = String::from("1");
+        for _ in 0..depth {
+            arg = format!("[{arg}]");
+        }
+        format!(
+            r#"{{"queue_name":"q","actor_name":"a","args":[{arg}],"kwargs":{{}},"options":{{"k":"[[[\"]"}},"message_id":"m","message_timestamp":1}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn deep_messages_decode_up_to_the_limit() {
+        // Beyond serde_json's own limit of 128 (e.g. a Python pipeline of 100 steps).
+        let m = Message::decode(&nested(400)).unwrap();
+        assert_eq!(m.options["k"], "[[[\"]");
+        let err = Message::decode(&nested(MAX_DEPTH)).unwrap_err().to_string();
+        assert!(err.contains("at most 512"), "{err}");
+    }
+
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        assert_eq!(json_depth(br#"{"a":"[[[{{","b":["\"]"]}"#), 2);
+    }
 }
