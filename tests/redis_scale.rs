@@ -1,6 +1,7 @@
 //! How long Redis is busy with one call on a large workflow: a group of `WF_SCALE_NODES`
 //! (default 50 000) tasks submitted, its status read, then cancelled, on a private in-memory
-//! `redis-server`. Prints the wall time of each operation and the longest single command Redis
+//! `redis-server` where 20 workers have a heartbeat (the status and the cancellation look for
+//! started nodes in their acks sets). Prints the wall time of each operation and the longest single command Redis
 //! ran meanwhile (its SLOWLOG), which is how long every other client of that Redis waited.
 //!
 //! Each of those commands must stay well under half a second at 50 000 nodes (a script that
@@ -48,6 +49,16 @@ fn longest(r: &mut Resp) -> (i64, String) {
     best
 }
 
+/// Workers with a heartbeat during the test.
+const WORKERS: usize = 20;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_single_redis_call_on_a_large_workflow_blocks_redis_for_long() {
     let n: usize = std::env::var("WF_SCALE_NODES")
@@ -70,6 +81,21 @@ async fn no_single_redis_call_on_a_large_workflow_blocks_redis_for_long() {
         .collect();
     let plan = Workflow::from(group).plan().unwrap();
     let id = plan.id.clone();
+    // Workers with a heartbeat, each holding messages: a stopped workflow's sweep and its
+    // status look for its started nodes in their acks sets.
+    let ns = b.namespace().to_owned();
+    for w in 0..WORKERS {
+        let worker = format!("busy-{w}");
+        r.cmd(&[
+            "ZADD",
+            &format!("{ns}:__heartbeats__"),
+            &now_ms().to_string(),
+            &worker,
+        ]);
+        let mut sadd = vec!["SADD".to_owned(), format!("{ns}:__acks__.{worker}.scale")];
+        sadd.extend((0..64).map(|i| format!("other-{i}")));
+        r.cmd(&sadd);
+    }
     r.cmd(&["SLOWLOG", "RESET"]);
 
     let t = Instant::now();

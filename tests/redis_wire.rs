@@ -460,3 +460,88 @@ async fn dead_letter_queues_are_not_queues() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_receipts_that_look_like_a_workflow_nodes_are_delivered() {
+    use workflow::Broker;
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let ns = b.namespace().to_owned();
+    let mut r = Resp::connect(&redis_url());
+    // redis_message_ids another producer chose: none is exactly "<node>:<hex nonce>...@<id>".
+    let rids = [
+        "42@host-7",
+        "1:not-hex@host",
+        "007:abc@host",
+        "3:abc@has space",
+        "12:@x",
+    ];
+    for (i, rid) in rids.iter().enumerate() {
+        let m = json!({"queue_name":"rw_foreign","actor_name":"take","args":[ns, i],"kwargs":{},
+               "options":{"redis_message_id":rid},
+               "message_id":format!("6f0c1d2e-0000-4000-8000-00000000000{i}"),
+               "message_timestamp":1717526084640u64});
+        r.cmd(&[
+            "HSET",
+            &format!("{ns}:rw_foreign.msgs"),
+            rid,
+            &m.to_string(),
+        ]);
+        r.cmd(&["RPUSH", &format!("{ns}:rw_foreign"), rid]);
+    }
+    let got = b.fetch("rw_foreign", 10).await.unwrap();
+    assert_eq!(ids(&got), rids, "every one is delivered");
+    assert_eq!(
+        r.cmd(&["HLEN", &format!("{ns}:rw_foreign.msgs")]).int(),
+        rids.len() as i64,
+        "none is deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_that_fails_after_taking_ids_puts_them_back() {
+    use workflow::Broker;
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let ns = b.namespace().to_owned();
+    let mut r = Resp::connect(&redis_url());
+    for i in 0..3 {
+        b.enqueue(Message::new("rw_back", "plain", vec![json!(i)]), None)
+            .await
+            .unwrap();
+    }
+    let list = format!("{ns}:rw_back");
+    let before = r.cmd(&["LRANGE", &list, "0", "-1"]).texts();
+    assert_eq!(before.len(), 3);
+    // The acks set is not a set: the fetch fails, and the queue is as it was.
+    let acks = format!("{ns}:__acks__.{}.rw_back", b.worker_id());
+    r.cmd(&["SET", &acks, "not a set"]);
+    let err = b.fetch("rw_back", 2).await.unwrap_err();
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    assert_eq!(r.cmd(&["LRANGE", &list, "0", "-1"]).texts(), before);
+    assert_eq!(r.cmd(&["GET", &acks]).text(), "not a set");
+    r.cmd(&["DEL", &acks]);
+    // The payloads are not in a hash: the same.
+    let msgs = format!("{ns}:rw_back.msgs");
+    r.cmd(&["RENAME", &msgs, &format!("{msgs}.saved")]);
+    r.cmd(&["SET", &msgs, "not a hash"]);
+    let err = b.fetch("rw_back", 2).await.unwrap_err();
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    assert_eq!(r.cmd(&["LRANGE", &list, "0", "-1"]).texts(), before);
+    r.cmd(&["RENAME", &format!("{msgs}.saved"), &msgs]);
+    // The heartbeats are not a sorted set (a fetch records this worker's heartbeat).
+    let hb = format!("{ns}:__heartbeats__");
+    r.cmd(&["DEL", &hb]);
+    r.cmd(&["SET", &hb, "not a zset"]);
+    let fresh = support::broker_with(&redis_url(), &ns, Duration::from_secs(60)).await;
+    assert!(fresh.fetch("rw_back", 2).await.is_err());
+    assert_eq!(r.cmd(&["LRANGE", &list, "0", "-1"]).texts(), before);
+    r.cmd(&["DEL", &hb]);
+    // Fixed, the ids come out in their order.
+    assert_eq!(ids(&b.fetch("rw_back", 10).await.unwrap()), before);
+    assert!(b.fetch("rw_back", 10).await.unwrap().is_empty());
+    // A queue key that is not a list fails before anything is written.
+    r.cmd(&["SET", &format!("{ns}:rw_notalist"), "x"]);
+    assert!(b.fetch("rw_notalist", 1).await.is_err());
+    assert!(r.keys(&format!("{ns}:__acks__.*.rw_notalist")).is_empty());
+}

@@ -915,3 +915,332 @@ async fn the_state_alone_is_one_read_and_running_means_taken() {
         Err(Error::UnknownWorkflow(_))
     ));
 }
+
+/// The number of members of `ns:__wf_pending__` (workflows with tasks left to start).
+fn pending_index(r: &mut Resp, ns: &str) -> i64 {
+    r.cmd(&["ZCARD", &format!("{ns}:__wf_pending__")]).int()
+}
+
+#[test]
+fn a_workflow_whose_next_tasks_were_left_to_start_resumes_after_its_starter_died() {
+    let url = redis_url();
+    let ns = support::namespace();
+    let _clean = Cleanup::new(&ns);
+    let mut r = Resp::connect(&url);
+    // The main runtime: submits, reads, and sends the heartbeats at the end.
+    let main = tokio::runtime::Runtime::new().unwrap();
+    let timeout = Duration::from_millis(300);
+    let b = main.block_on(support::broker_with(&url, &ns, timeout));
+    const BIG: usize = 6_000;
+    // W1's completion starts more than one call starts (5 000); W2's completion comes after
+    // it in the same settlement batch.
+    let w1 = Workflow::chain([raw("rwp1", "first"), group_of("rwp_big", BIG)])
+        .plan()
+        .unwrap();
+    let w2 = Workflow::chain([raw("rwp2", "a"), group_of("rwp2", 3)])
+        .plan()
+        .unwrap();
+    let (id1, id2) = (w1.id.clone(), w2.id.clone());
+    main.block_on(async {
+        b.submit_workflow(w1).await.unwrap();
+        b.submit_workflow(w2).await.unwrap();
+    });
+    // A worker completes W1's and W2's first tasks in one batch, and its process exits right
+    // after: nothing it would have done in the background happens.
+    std::thread::spawn({
+        let (url, ns) = (url.clone(), ns.clone());
+        move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let dying = support::broker_with(&url, &ns, timeout).await;
+                let mut got = dying.fetch("rwp1", 10).await.unwrap();
+                got.extend(dying.fetch("rwp2", 10).await.unwrap());
+                assert_eq!(actors(&got), ["first", "a"]);
+                dying
+                    .settle(&got.iter().map(complete).collect::<Vec<_>>())
+                    .await
+                    .unwrap();
+            });
+            drop(rt);
+        }
+    })
+    .join()
+    .unwrap();
+    main.block_on(async {
+        let st2 = b.workflow_status(&id2).await.unwrap();
+        use NodeState::*;
+        // At least one task of W2's next step started with the completion, whatever W1 took.
+        assert_eq!(
+            states(&st2).iter().filter(|s| **s == Queued).count(),
+            1,
+            "{:?}",
+            states(&st2)
+        );
+        assert_eq!(pending_index(&mut r, &ns), 2, "both have tasks left");
+        let st1 = b.workflow_status(&id1).await.unwrap();
+        assert_eq!(st1.count(Queued), 5_000);
+        // A heartbeat of any worker (here one consuming other queues) goes on with them once
+        // they made no progress for a heartbeat interval.
+        tokio::time::sleep(timeout).await;
+        b.heartbeat(&["elsewhere".to_owned()]).await.unwrap();
+        let st2 = b.workflow_status(&id2).await.unwrap();
+        assert_eq!(states(&st2), [Done, Queued, Queued, Queued]);
+        let st1 = b.workflow_status(&id1).await.unwrap();
+        assert_eq!((st1.count(Done), st1.count(Queued)), (1, BIG));
+        assert_eq!(pending_index(&mut r, &ns), 0);
+        for id in [&id1, &id2] {
+            assert_eq!(r.cmd(&["HEXISTS", &wf_key(&b, id), "ps"]).int(), 0);
+        }
+        assert_eq!(b.queue_stats("rwp2").await.unwrap().ready, 3);
+        assert_eq!(b.queue_stats("rwp_big").await.unwrap().ready, BIG);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_that_went_through_is_not_reported_as_failed() {
+    let url = redis_url();
+    let ns = support::namespace();
+    let _clean = Cleanup::new(&ns);
+    let timeout = Duration::from_millis(300);
+    let b = support::broker_with(&url, &ns, timeout).await;
+    let mut r = Resp::connect(&url);
+    // 5 001 entry tasks: the submission starts 5 000; the last one, started by the next call,
+    // goes to a queue whose key is of the wrong type.
+    let mut group: Group = (0..5_000)
+        .map(|i| Workflow::message(Message::new("rwsub", "g", vec![json!(i)])))
+        .collect();
+    group = group.with(raw("rwsub_bad", "last"));
+    let plan = Workflow::from(group).plan().unwrap();
+    let id = plan.id.clone();
+    r.cmd(&["SET", &format!("{ns}:rwsub_bad"), "not a list"]);
+    b.submit_workflow(plan.clone())
+        .await
+        .expect("the workflow was submitted: a caller must not submit it again");
+    let st = b.workflow_status(&id).await.unwrap();
+    assert_eq!(st.state, WorkflowState::Running);
+    assert_eq!(st.count(NodeState::Queued), 5_000);
+    assert_eq!(st.nodes[5_000].state, NodeState::Waiting);
+    assert_eq!(pending_index(&mut r, &ns), 1);
+    // Once the key is fixed, a heartbeat starts the rest.
+    r.cmd(&["DEL", &format!("{ns}:rwsub_bad")]);
+    tokio::time::sleep(timeout).await;
+    b.heartbeat(&[]).await.unwrap();
+    assert_eq!(
+        b.workflow_status(&id).await.unwrap().nodes[5_000].state,
+        NodeState::Queued
+    );
+    assert_eq!(pending_index(&mut r, &ns), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_workflow_message_fails_its_workflow() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let ns = b.namespace().to_owned();
+    let mut r = Resp::connect(&redis_url());
+    let h = Workflow::chain([raw("rwu", "a"), raw("rwu", "b")])
+        .run(&b)
+        .await
+        .unwrap();
+    // Node 0's payload is garbage: the worker cannot even tell it is a workflow's.
+    let ids = r.cmd(&["LRANGE", &format!("{ns}:rwu"), "0", "-1"]).texts();
+    assert_eq!(ids.len(), 1);
+    r.cmd(&["HSET", &format!("{ns}:rwu.msgs"), &ids[0], "{not json"]);
+    let w = start(worker(b.clone(), &["rwu"]));
+    let st = h.wait_timeout(T).await;
+    w.stop().await;
+    match st {
+        Err(Error::WorkflowFailed { node, error, .. }) => {
+            assert_eq!(node, 0);
+            assert!(!error.is_empty());
+        }
+        other => panic!("expected the workflow to fail, got {other:?}"),
+    }
+    let st = h.status().await.unwrap();
+    assert_eq!(states(&st), [NodeState::Failed, NodeState::Skipped]);
+    assert_eq!(b.queue_stats("rwu").await.unwrap().dead, 1);
+    // A dead letter without a workflow whose receipt is no workflow's changes nothing.
+    let plain = Workflow::chain([raw("rwu2", "a"), raw("rwu2", "b")])
+        .run(&b)
+        .await
+        .unwrap();
+    let got = b.fetch("rwu2", 1).await.unwrap();
+    b.settle(&[Settlement::DeadLetter {
+        queue: got[0].queue.clone(),
+        receipt: format!("0:{}@{}", "f00", plain.id()),
+        reason: "an earlier submission".into(),
+        workflow: None,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        plain.status().await.unwrap().state,
+        WorkflowState::Running,
+        "another nonce: not this submission"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_workflow_a_batch_stops_is_swept() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    // The first failure uses up what one call sweeps; the second comes after it.
+    let h1 = group_of("rwsw1", 5_000).run(&b).await.unwrap();
+    let h2 = group_of("rwsw2", 3).run(&b).await.unwrap();
+    let mut got = b.fetch("rwsw1", 1).await.unwrap();
+    got.extend(b.fetch("rwsw2", 1).await.unwrap());
+    let dead: Vec<Settlement> = got
+        .iter()
+        .map(|d| Settlement::DeadLetter {
+            queue: d.queue.clone(),
+            receipt: d.receipt.clone(),
+            reason: "no".into(),
+            workflow: Message::decode(&d.payload).unwrap().workflow(),
+        })
+        .collect();
+    b.settle(&dead).await.unwrap();
+    for h in [&h1, &h2] {
+        assert_eq!(h.status().await.unwrap().state, WorkflowState::Failed);
+    }
+    eventually(
+        T,
+        "the second workflow's queued tasks to be skipped",
+        || async { b.queue_stats("rwsw2").await.unwrap().ready == 0 },
+    )
+    .await;
+    assert_eq!(b.queue_stats("rwsw1").await.unwrap().ready, 0);
+    let st = h2.status().await.unwrap();
+    use NodeState::*;
+    assert_eq!(states(&st), [Failed, Skipped, Skipped]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_copy_of_a_node_changes_nothing_about_its_running_message() {
+    let url = redis_url();
+    let ns = support::namespace();
+    let _clean = Cleanup::new(&ns);
+    let timeout = Duration::from_millis(300);
+    let b = support::broker_with(&url, &ns, timeout).await;
+    let other = support::broker_with(&url, &ns, timeout).await;
+    let mut r = Resp::connect(&url);
+    let h = Workflow::from(Group::new().with(raw("rws6", "a")).with(raw("rws6", "b")))
+        .run(&b)
+        .await
+        .unwrap();
+    // a fails once: its retry is its current message, which another worker takes.
+    let first = b.fetch("rws6", 1).await.unwrap();
+    assert_eq!(actors(&first), ["a"]);
+    b.settle(&[Settlement::Replace {
+        queue: first[0].queue.clone(),
+        receipt: first[0].receipt.clone(),
+        message: Message::decode(&first[0].payload).unwrap(),
+        delay: None,
+    }])
+    .await
+    .unwrap();
+    let running = other.fetch("rws6", 10).await.unwrap();
+    assert_eq!(actors(&running), ["b", "a"]);
+    let retry = running[1].clone();
+    assert_ne!(retry.receipt, first[0].receipt);
+    use NodeState::*;
+    assert_eq!(states(&h.status().await.unwrap()), [Running, Running]);
+    // A stale copy of a's first message turns up with a worker that died.
+    let msgs = format!("{ns}:rws6.msgs");
+    r.cmd(&[
+        b"HSET".as_slice(),
+        msgs.as_bytes(),
+        first[0].receipt.as_bytes(),
+        first[0].payload.as_slice(),
+    ]);
+    r.cmd(&[
+        "SADD",
+        &format!("{ns}:__acks__.gone.rws6"),
+        &first[0].receipt,
+    ]);
+    r.cmd(&["ZADD", &format!("{ns}:__heartbeats__"), "1", "gone"]);
+    b.heartbeat(&["rws6".to_owned()]).await.unwrap();
+    assert_eq!(
+        states(&h.status().await.unwrap()),
+        [Running, Running],
+        "a's current message still runs"
+    );
+    // The workflow is cancelled while a's retry runs: it runs to its end, and when it
+    // fails for good its dead letter is kept.
+    assert!(h.cancel().await.unwrap());
+    assert_eq!(states(&h.status().await.unwrap()), [Running, Running]);
+    other
+        .settle(&[Settlement::DeadLetter {
+            queue: retry.queue.clone(),
+            receipt: retry.receipt.clone(),
+            reason: "gave up".into(),
+            workflow: Message::decode(&retry.payload).unwrap().workflow(),
+        }])
+        .await
+        .unwrap();
+    let xq = format!("{ns}:rws6.XQ");
+    assert_ne!(
+        r.cmd(&["ZSCORE", &xq, &retry.receipt]),
+        support::Reply::Nil,
+        "the dead letter of the running copy is kept"
+    );
+    assert!(
+        r.cmd(&["HEXISTS", &format!("{xq}.msgs"), &retry.receipt])
+            .int()
+            == 1
+    );
+    // The stale copy is dropped when fetched; it marks nothing.
+    assert!(b.fetch("rws6", 10).await.unwrap().is_empty());
+    assert_eq!(states(&h.status().await.unwrap()), [Failed, Running]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_of_an_unknown_layout_is_refused_with_its_version() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let ns = b.namespace().to_owned();
+    let mut r = Resp::connect(&redis_url());
+    let h = Workflow::chain([raw("rwv", "a"), raw("rwv", "b")])
+        .run(&b)
+        .await
+        .unwrap();
+    let key = wf_key(&b, h.id());
+    assert_eq!(r.cmd(&["HGET", &key, "v"]).text(), "2");
+    let got = b.fetch("rwv", 1).await.unwrap();
+    b.settle(&[Settlement::Requeue {
+        queue: got[0].queue.clone(),
+        receipt: got[0].receipt.clone(),
+    }])
+    .await
+    .unwrap();
+    for (v, says) in [(Some("3"), "layout v3"), (None, "no version field")] {
+        match v {
+            Some(v) => r.cmd(&["HSET", &key, "v", v]),
+            None => r.cmd(&["HDEL", &key, "v"]),
+        };
+        let refused = |e: workflow::Error| {
+            let e = e.to_string();
+            assert!(e.contains(says) && e.contains("v2"), "{e}");
+        };
+        refused(b.workflow_status(h.id()).await.unwrap_err());
+        refused(b.workflow_state(h.id()).await.unwrap_err());
+        refused(b.cancel_workflow(h.id()).await.unwrap_err());
+        refused(b.settle(&[complete(&got[0])]).await.unwrap_err());
+        // A fetch refuses it too, and leaves the queue as it was.
+        refused(b.fetch("rwv", 10).await.unwrap_err());
+        assert_eq!(
+            r.cmd(&["LRANGE", &format!("{ns}:rwv"), "0", "-1"]).texts(),
+            [got[0].receipt.clone()]
+        );
+        let plan = Workflow::chain([raw("rwv", "a"), raw("rwv", "b")])
+            .plan_with_id(h.id().to_owned())
+            .unwrap();
+        refused(b.submit_workflow(plan).await.unwrap_err());
+    }
+    r.cmd(&["HSET", &key, "v", "2"]);
+    let again = b.fetch("rwv", 10).await.unwrap();
+    b.settle(&[complete(&again[0])]).await.unwrap();
+    assert_eq!(actors(&b.fetch("rwv", 10).await.unwrap()), ["b"]);
+}

@@ -15,11 +15,14 @@
 -- type) must fail before its first write, or with it: it then changes nothing, and can be
 -- sent again.
 --
--- Layout of a workflow (all fields of one hash `ns:wf:{<id>}`):
+-- Layout of a workflow (all fields of one hash `ns:wf:{<id>}`), version 2:
+--   v               layout version: "2". Every script that reads a workflow refuses, with an
+--                   error naming the version, a hash of another layout (or of none).
 --   state           running | succeeded | failed | cancelled (no TTL while running;
 --                   PEXPIRE ret once finished)
---   nonce           made per submission; in the receipts of its messages, so that messages
---                   of an earlier workflow with the same id (expired since) are told apart
+--   nonce           made per submission ([0-9a-f]+); in the receipts of its messages, so that
+--                   messages of an earlier workflow with the same id (expired since) are told
+--                   apart
 --   dig             digest of the plan: submitting the same plan again is a no-op
 --   n, ret          number of task nodes; retention in ms
 --   an, ai          JSON array of distinct [actor, queue] pairs; pair index of each node, in
@@ -28,19 +31,27 @@
 --                   where body is the message JSON from "actor_name" to the inside of
 --                   "options", open (no closing brace); `build` adds the rest
 --   x<i>            next code of task i (what its completion does)
---   s<i>            node state: q (queued: on a queue or delay queue), r (fetched by a worker
---                   from its queue), d (done), f (failed), k (skipped); absent: waiting
+--   s<i>            node state: q (started: its current message is on a queue or delay queue,
+--                   or taken by a worker: "running" is not stored but derived when the status
+--                   is read, from the workers' acks sets), d (done), f (failed), k (skipped);
+--                   absent: waiting
 --   m<i>            receipt of node i's current message when it is not the first (retries)
 --   j<j>, y<j>      join j: members still to complete; next code when it reaches zero
 --   ok, ko          templates of the success / failure handler messages
 --   fail            {"id","node","actor","error"} JSON of the failure
 --   ps              start sets not fully started yet (a script starts at most START_BUDGET
---                   tasks): "<started>:<ranges>;..." ; continued by the next script that
---                   touches the workflow (a completion, resume.lua)
+--                   tasks, but always at least one of each workflow that it leaves with `ps`,
+--                   so that a task in flight carries the rest): "<started>:<ranges>;..." ;
+--                   continued by the next script that touches the workflow (a completion,
+--                   resume.lua). A workflow with `ps` is also in the zset `ns:__wf_pending__`
+--                   (scored by the time of its last progress, ms), which heartbeats work
+--                   through, so that nothing depends on a client staying alive.
 -- Next codes: "e" (end), "j<j>" (count down join j), "s<ranges>" (start these tasks, "a-b,c").
 -- Receipts (redis_message_id) of workflow messages: "<node>:<nonce>@<id>" for the first
 -- enqueue, "<node>:<nonce>.<uuid>@<id>" for re-enqueues (made by Rust from the old receipt),
--- "s:<nonce>@<id>" / "f:<nonce>@<id>" for the handlers.
+-- "s:<nonce>@<id>" / "f:<nonce>@<id>" for the handlers (plain messages, never looked up).
+-- Only receipts of exactly the first two forms are taken for workflow nodes; any other
+-- redis_message_id (a UUID of dramatiq, or anything another producer chose) is a plain message.
 
 local NS = ARGV[1]
 local NOW_S = ARGV[2]
@@ -49,6 +60,7 @@ if type(NS) ~= 'string' or NS == '' or type(NOW_S) ~= 'string' or not string.mat
 end
 local NOW = tonumber(NOW_S)
 local CHUNK = 2000 -- arguments per variadic call, well below Lua's unpack limit
+local LAYOUT = '2' -- the layout version of workflow hashes (field v) these scripts read
 
 local function raise(msg)
     error(redis.error_reply(msg))
@@ -239,10 +251,46 @@ local function call_chunked(cmd, key, list)
     end
 end
 
+local function write_hash(key)
+    local a = H[key]
+    local sets, dels = {}, {}
+    for _, f in ipairs(a.order) do
+        local v = a.v[f]
+        if v then
+            sets[#sets + 1] = f
+            sets[#sets + 1] = v
+        else
+            dels[#dels + 1] = f
+        end
+    end
+    call_chunked('HDEL', key, dels)
+    call_chunked('HSET', key, sets)
+end
+
 -- Checks the type of every key to be written, then writes everything.
 local function flush()
+    -- One key of unknown type (a list, else a hash) is checked by writing to it first: a
+    -- command on a key of another type fails without writing, so if that fails, nothing was
+    -- written. (A TYPE less on the hot path.)
+    local first, first_is_list
+    for _, key in ipairs(L_ORDER) do
+        if not TYPES[key] then
+            first, first_is_list = key, true
+            break
+        end
+    end
+    if not first then
+        for _, key in ipairs(H_ORDER) do
+            if not TYPES[key] then
+                first = key
+                break
+            end
+        end
+    end
     for _, key in ipairs(H_ORDER) do
-        expect(key, 'hash')
+        if key ~= first then
+            expect(key, 'hash')
+        end
     end
     for _, key in ipairs(S_ORDER) do
         expect(key, 'set')
@@ -250,18 +298,15 @@ local function flush()
     for _, key in ipairs(Z_ORDER) do
         expect(key, 'zset')
     end
-    -- One list of unknown type is checked by writing to it first: if that fails, nothing
-    -- was written. (A TYPE less on the hot path.)
-    local first
     for _, key in ipairs(L_ORDER) do
-        if not first and not TYPES[key] then
-            first = key
-        else
+        if key ~= first then
             expect(key, 'list')
         end
     end
-    if first then
+    if first_is_list then
         call_chunked('RPUSH', first, L[first].order)
+    elseif first then
+        write_hash(first)
     end
     -- From here on nothing can fail.
     for _, op in ipairs(KEYOPS) do
@@ -272,19 +317,9 @@ local function flush()
         end
     end
     for _, key in ipairs(H_ORDER) do
-        local a = H[key]
-        local sets, dels = {}, {}
-        for _, f in ipairs(a.order) do
-            local v = a.v[f]
-            if v then
-                sets[#sets + 1] = f
-                sets[#sets + 1] = v
-            else
-                dels[#dels + 1] = f
-            end
+        if first_is_list or key ~= first then
+            write_hash(key)
         end
-        call_chunked('HDEL', key, dels)
-        call_chunked('HSET', key, sets)
     end
     for _, key in ipairs(S_ORDER) do
         local a = S[key]
@@ -315,7 +350,7 @@ local function flush()
         call_chunked('ZADD', key, adds)
     end
     for _, key in ipairs(L_ORDER) do
-        if key ~= first then
+        if not first_is_list or key ~= first then
             call_chunked('RPUSH', key, L[key].order)
         end
     end
@@ -349,20 +384,25 @@ local function push(q, rid, payload)
     wake(q)
 end
 
--- Node, nonce (nil if none) and workflow id of a workflow node's receipt; nil if rid is not
--- one (dramatiq's receipts are UUIDs; handlers' start with s or f).
+-- Node, nonce and workflow id of a workflow node's receipt ("<node>:<nonce>[.<uuid>]@<id>");
+-- nil if rid is not exactly of that form (dramatiq's receipts are UUIDs, handlers' start with
+-- s or f, and other producers may choose anything, "42@host-7" say: those are plain
+-- messages, handed out and never dropped for want of a workflow).
 local function parse_rid(rid)
-    local node, mid, id = string.match(rid, '^(%d+)([^@]*)@(.+)$')
+    local node, nonce, id = string.match(rid, '^(%d+):([0-9a-f]+)[^@]*@([A-Za-z0-9._:-]+)$')
     if not node or (#node > 1 and string.byte(node, 1) == 48) then
         return nil -- (leading zeros: not one of ours)
     end
-    return node, string.match(mid, '^:([^.]+)'), id
+    return node, nonce, id
 end
 
 -- The nonce of a receipt ("s:<nonce>@<id>" and "<node>:<nonce>...@<id>"), or nil.
 local function rid_nonce(rid)
     return string.match(rid, '^[^:@.]*:([^.@]+)')
 end
+
+-- The zset of workflows with start sets left to start (see `ps` above).
+local PENDING = NS .. ':__wf_pending__'
 
 -- ---- Workflow hashes, read once per script and written back by flush ----
 
@@ -381,9 +421,37 @@ local function wf(id)
     return w
 end
 
--- Values of fields (false when absent), with this script's own writes applied.
+-- Why a workflow hash of another layout than LAYOUT cannot be read (nil if it can): v and
+-- state as read (false if absent). A hash without state is no workflow (absent).
+local function layout_error(id, v, state)
+    if state and v ~= LAYOUT then
+        return 'ERR workflow ' .. id .. ': its state in Redis has layout '
+            .. (v and ('v' .. v) or 'v1 (no version field)')
+            .. ', which this version of workflow-runtime cannot read (it reads v' .. LAYOUT
+            .. '); finish it with the version that started it'
+    end
+end
+
+local function check_layout(id, v, state)
+    local err = layout_error(id, v, state)
+    if err then
+        raise(err)
+    end
+end
+
+-- Values of fields (false when absent), with this script's own writes applied. The first
+-- read of a workflow also reads its layout version and refuses an unknown one.
 local function get(w, fields)
     local miss = {}
+    if not w.checked then
+        w.checked = true
+        if w.v.v == nil then
+            miss[1] = 'v'
+        end
+        if w.v.state == nil then
+            miss[#miss + 1] = 'state'
+        end
+    end
     for _, f in ipairs(fields) do
         if w.v[f] == nil then
             miss[#miss + 1] = f
@@ -397,6 +465,7 @@ local function get(w, fields)
             end
         end
     end
+    check_layout(w.id, w.v.v, w.v.state)
     local out = {}
     for i, f in ipairs(fields) do
         out[i] = w.v[f]

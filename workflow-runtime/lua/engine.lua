@@ -5,7 +5,9 @@
 -- KEYS, ARGV: see common.lua.
 -- Returns: nothing (a library).
 
-local START_BUDGET = 5000 -- task nodes one script call starts at most (about 0.1 s)
+-- Task nodes one script call starts at most (about 0.1 s), plus one of each workflow that
+-- would otherwise be left with tasks to start and none started by this call.
+local START_BUDGET = 5000
 local SWEEP_SLICE = 5000 -- nodes of a stopped workflow one script call looks at at most
 
 -- "a-b,c": the nodes after the first `skip`, at most max; and whether that was all of them.
@@ -125,23 +127,33 @@ local function pending(w)
     return w.pl
 end
 
+-- Writes `ps` back, and keeps the workflow's entry in the index of pending workflows (scored
+-- by now: its last progress) while it has start sets left.
 local function save_pending(w)
     local pl = pending(w)
     if #pl > 0 then
         set(w, 'ps', table.concat(pl, ';'))
+        zadd(PENDING, NOW_S, w.id)
     elseif get(w, { 'ps' })[1] then
         set(w, 'ps', false)
+        zrem(PENDING, w.id)
     end
 end
 
 local START_LEFT = START_BUDGET
 
 -- Starts task nodes (ranges spec, after the first `skip`): enqueues their messages (delayed
--- ones on Q.DQ with eta), at most START_LEFT; the rest is kept in `ps`.
+-- ones on Q.DQ with eta), at most START_LEFT, but at least one if this call started no task
+-- of this workflow yet (so that a task in flight carries the rest); the rest is kept in `ps`.
 local function start(w, spec, skip)
-    local nodes, all = slice_nodes(spec, skip, START_LEFT)
+    local max = START_LEFT
+    if max < 1 and not w.started then
+        max = 1
+    end
+    local nodes, all = slice_nodes(spec, skip, max)
     START_LEFT = START_LEFT - #nodes
     if #nodes > 0 then
+        w.started = true
         local names, fields = {}, {}
         for i, n in ipairs(nodes) do
             local name = nstr(n)
@@ -166,10 +178,11 @@ local function start(w, spec, skip)
     end
 end
 
--- Goes on starting the pending start sets of a running workflow, within the budget.
+-- Goes on starting the pending start sets of a running workflow, within the budget (but at
+-- least one task if this call started none of it yet).
 local function resume(w)
     local todo = pending(w)
-    if #todo == 0 or START_LEFT <= 0 then
+    if #todo == 0 or (START_LEFT < 1 and w.started) then
         return
     end
     w.pl = {}
@@ -178,7 +191,7 @@ local function resume(w)
         if not skip then
             raise('ERR workflow ' .. w.id .. ': corrupt ps')
         end
-        if START_LEFT > 0 then
+        if START_LEFT > 0 or not w.started then
             start(w, spec, tonumber(skip))
         else
             w.pl[#w.pl + 1] = e
@@ -189,16 +202,74 @@ end
 
 local SWEEP_LEFT = SWEEP_SLICE
 
+-- Workers with a heartbeat (live ones and dead ones not forgotten yet), read once per call.
+local HB_WORKERS
+
+-- Which of the receipts `rids` (messages of canonical queue q) a worker took from q and has
+-- not settled: they are in its acks set `ns:__acks__.<worker>.q`. Returns rid -> true.
+-- (A message a worker holds from q.DQ, waiting for its eta, is not taken.) Per worker with a
+-- heartbeat: its acks set's size, then the set read whole if it is smaller than rids, else
+-- asked about rids; so the cost is at most the smaller of the two. An acks key of another
+-- type counts as empty.
+local function taken(q, rids)
+    local out = {}
+    if #rids == 0 then
+        return out
+    end
+    if not HB_WORKERS then
+        local r = redis.pcall('ZRANGE', k('__heartbeats__'), 0, -1)
+        if type(r) == 'table' and not r.err then
+            HB_WORKERS = r
+        else
+            HB_WORKERS = {}
+        end
+    end
+    local wanted
+    for _, worker in ipairs(HB_WORKERS) do
+        local acks = k('__acks__.' .. worker .. '.' .. q)
+        local card = redis.pcall('SCARD', acks)
+        if type(card) == 'number' and card > 0 then
+            if card <= #rids then
+                if not wanted then
+                    wanted = {}
+                    for _, rid in ipairs(rids) do
+                        wanted[rid] = true
+                    end
+                end
+                for _, m in ipairs(redis.call('SMEMBERS', acks)) do
+                    if wanted[m] then
+                        out[m] = true
+                    end
+                end
+            else
+                local i = 1
+                while i <= #rids do
+                    local j = math.min(i + CHUNK - 1, #rids)
+                    local m = redis.call('SMISMEMBER', acks, unpack(rids, i, j))
+                    for x = 1, #m do
+                        if m[x] == 1 then
+                            out[rids[i + x - 1]] = true
+                        end
+                    end
+                    i = j + 1
+                end
+            end
+        end
+    end
+    return out
+end
+
 -- The workflow stopped: from node `from` on, nodes still queued are skipped and their
 -- messages dropped (fetch drops ids whose payload is gone), at most SWEEP_LEFT nodes looked
--- at; w.sweep_from is where to go on (nil: done). Nodes a worker fetched (r) are left: they
--- run to their end. Messages left behind are dropped by fetch anyway.
+-- at; w.sweep_from is where to go on (nil: done, else a node, 0 included). Nodes whose
+-- current message a worker took are left: they run to their end. Messages left behind are
+-- dropped by fetch anyway.
 local function sweep(w, from)
     local n = tonumber(get(w, { 'n' })[1])
     if not n then
         raise('ERR workflow ' .. w.id .. ': corrupt n')
     end
-    local to = math.min(n, from + SWEEP_LEFT)
+    local to = math.min(n, from + math.max(SWEEP_LEFT, 0))
     if to > from then
         SWEEP_LEFT = SWEEP_LEFT - (to - from)
         local names, fields = {}, {}
@@ -216,12 +287,30 @@ local function sweep(w, from)
             end
         end
         local ms = get(w, mf)
+        -- The current receipt and queue of each queued node, by queue.
+        local rid_at, q_at, byq, qorder = {}, {}, {}, {}
         for y, x in ipairs(queued) do
             local rid = ms[y] or rid_of(w, names[x])
             local _, q = meta(w, from + x - 1)
-            hdel(msgs_key(q), rid)
-            hdel(msgs_key(q .. '.DQ'), rid)
-            set(w, fields[x], 'k')
+            rid_at[y], q_at[y] = rid, q
+            if not byq[q] then
+                byq[q] = {}
+                qorder[#qorder + 1] = q
+            end
+            local list = byq[q]
+            list[#list + 1] = rid
+        end
+        local busy = {}
+        for _, q in ipairs(qorder) do
+            busy[q] = taken(q, byq[q])
+        end
+        for y, x in ipairs(queued) do
+            local rid, q = rid_at[y], q_at[y]
+            if not busy[q][rid] then
+                hdel(msgs_key(q), rid)
+                hdel(msgs_key(q .. '.DQ'), rid)
+                set(w, fields[x], 'k')
+            end
         end
     end
     if to < n then
@@ -294,7 +383,7 @@ local function complete(w, node, nonce)
         return
     end
     local s = r[3]
-    if s ~= 'q' and s ~= 'r' and s ~= 'k' then
+    if s ~= 'q' and s ~= 'k' then
         return
     end
     set(w, 's' .. node, 'd')
@@ -317,7 +406,7 @@ local function fail(w, node, reason_json, nonce)
         return
     end
     local s = r[3]
-    if s ~= 'q' and s ~= 'r' and s ~= 'k' then
+    if s ~= 'q' and s ~= 'k' then
         return
     end
     set(w, 's' .. node, 'f')
@@ -332,8 +421,8 @@ local function fail(w, node, reason_json, nonce)
 end
 
 -- What a script that advanced workflows reports: { queues pushed onto, { id, node to sweep
--- from, ... } of stopped workflows with nodes left to sweep, ids of running workflows with
--- start sets left to start }.
+-- from (0 included), ... } of stopped workflows with nodes left to sweep, ids of running
+-- workflows with start sets left to start (also in ns:__wf_pending__) }.
 local function report()
     local sweeps, pend = {}, {}
     for _, w in ipairs(WF_ORDER) do

@@ -9,10 +9,13 @@
 --   r  replace:     if it left my acks set: drop it and enqueue x3 (payload) with receipt x2
 --                   on exact queue x1, recorded as the node's receipt if it is a workflow
 --                   node; if that workflow stopped (or is gone: running workflows never
---                   expire), or the message is not the node's current one, enqueue nothing
---                   (and mark a queued node skipped)
+--                   expire) or the node is no longer waiting, enqueue nothing (and mark the
+--                   node skipped if this was its current message); a message that is not
+--                   the node's current one (a stale copy) changes no state
 --   x  dead letter: if it left my acks set: move it to X.XQ (+ .msgs); fail the node with
---                   error x1 (a JSON string) if it is a workflow node
+--                   error x1 (a JSON string) if it is a workflow node: the given one, or,
+--                   without one (the worker could not decode the message), the node its
+--                   receipt names if the receipt is of a workflow node (see parse_rid)
 --   q  requeue:     if it left my acks set and its payload exists, push it back to the end
 -- Returns: { exact queues (X or X.DQ) onto which messages were pushed, { id, node, ... } of
 --   workflows that stopped and have nodes left to skip (from that node on), ids of workflows
@@ -50,7 +53,7 @@ for i = 4, #ARGV, 8 do
     if it.kind == 'r' and (it.x1 == '' or it.x2 == '' or string.sub(it.x1, -3) == '.XQ') then
         return redis.error_reply('ERR settle: bad replacement')
     end
-    if it.kind == 'x' and it.wid ~= '' and string.sub(it.x1, 1, 1) ~= '"' then
+    if it.kind == 'x' and string.sub(it.x1, 1, 1) ~= '"' then
         return redis.error_reply('ERR settle: the reason must be a JSON string')
     end
     items[#items + 1] = it
@@ -102,20 +105,23 @@ for _, it in ipairs(items) do
             local keep = true
             if it.wid ~= '' then
                 local w = wf(it.wid)
-                local r = get(w, { 'state', 'nonce', 's' .. it.node })
+                local r = get(w, { 'state', 'nonce', 's' .. it.node, 'm' .. it.node })
                 local s = r[3]
-                if not r[1] or stale(w, rid_nonce(it.rid)) or (s ~= 'q' and s ~= 'r') then
-                    -- Its workflow is gone, or this node is no longer waiting for it.
+                -- Only the node's current message changes its state: a stale copy's retry
+                -- is enqueued (nothing is lost) but not recorded.
+                local current = it.rid == (r[4] or rid_of(w, it.node))
+                if not r[1] or stale(w, rid_nonce(it.rid)) or s ~= 'q' then
+                    -- Its workflow is gone, or this node is no longer waiting (done, failed,
+                    -- skipped).
                     keep = false
                 elseif r[1] ~= 'running' then
                     -- The workflow stopped while this node ran: its retry never starts.
                     keep = false
-                    set(w, 's' .. it.node, 'k')
-                else
-                    set(w, 'm' .. it.node, it.x2)
-                    if s == 'r' then
-                        set(w, 's' .. it.node, 'q')
+                    if current then
+                        set(w, 's' .. it.node, 'k')
                     end
+                elseif current then
+                    set(w, 'm' .. it.node, it.x2)
                 end
             end
             if keep then
@@ -135,21 +141,18 @@ for _, it in ipairs(items) do
         end
         if it.wid ~= '' then
             fail(wf(it.wid), it.node, it.x1, rid_nonce(it.rid))
+        else
+            -- Undecodable: its receipt still says which node of which submission it is.
+            local node, nonce, wid = parse_rid(it.rid)
+            if node then
+                fail(wf(wid), node, it.x1, nonce)
+            end
         end
     elseif removed then -- 'q'
         local there = redis.call('HEXISTS', msgs, it.rid) == 1
         typed(msgs, 'hash')
         if there then
             push(it.q, it.rid, nil)
-            -- A node given back unprocessed is queued again, not running.
-            local node, nonce, wid = parse_rid(it.rid)
-            if node then
-                local w = wf(wid)
-                local r = get(w, { 'state', 'nonce', 's' .. node })
-                if r[1] == 'running' and r[3] == 'r' and not stale(w, nonce) then
-                    set(w, 's' .. node, 'q')
-                end
-            end
         end
     end
 end

@@ -2,20 +2,21 @@
 -- never see half a workflow. Included after common.lua and engine.lua.
 -- KEYS: none (see common.lua); writes ns:wf:{<id>} and the queues of the entry tasks.
 -- ARGV[1]: namespace; ARGV[2]: now (ms); ARGV[3]: workflow id; ARGV[4]: nonce of this
---   submission ([0-9a-z]+); ARGV[5]: digest of the plan;
+--   submission ([0-9a-f]+); ARGV[5]: digest of the plan;
 -- ARGV[6]: "1" if the plan was uploaded to ns:wf:{<id>}:staging:<nonce> (big plans, in
 --   chunks), which is renamed into place; "0" if the plan's fields are in ARGV[8..];
 -- ARGV[7]: the entry tasks as ranges ("0", "0-999,1500"); empty: the workflow succeeds at once;
--- ARGV[8..]: field, value, field, value, ... of the plan (see common.lua), without `state`,
---   `nonce` and `dig`.
+-- ARGV[8..]: field, value, field, value, ... of the plan (see common.lua), without `v`,
+--   `state`, `nonce` and `dig`.
 -- Idempotent: if the workflow exists with the same digest (this plan was submitted before,
 --   e.g. by a call whose answer was lost), nothing is written but the start of tasks left to
---   start; a workflow with this id and another plan is an error.
--- Starts at most START_BUDGET tasks; more are left in `ps` for resume.lua.
+--   start; a workflow with this id and another plan (or of another layout) is an error.
+-- Starts at most START_BUDGET tasks; more are left in `ps` (and the workflow in
+--   ns:__wf_pending__) for resume.lua.
 -- Returns: see `report` in engine.lua.
 
 local id, nonce, digest, staged, entry = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-if not id or id == '' or not nonce or not string.match(nonce, '^[0-9a-z]+$') or not digest
+if not id or id == '' or not nonce or not string.match(nonce, '^[0-9a-f]+$') or not digest
     or digest == '' or (staged ~= '0' and staged ~= '1') or not entry then
     return redis.error_reply('ERR submit: bad arguments')
 end
@@ -54,6 +55,7 @@ else
         set(w, ARGV[i], ARGV[i + 1])
     end
 end
+set(w, 'v', LAYOUT)
 set(w, 'state', 'running')
 set(w, 'nonce', nonce)
 set(w, 'dig', digest)

@@ -3,7 +3,8 @@
 -- common.lua and engine.lua.
 -- KEYS: none (see common.lua).
 -- ARGV[1]: namespace; ARGV[2]: now (ms); ARGV[3]: workflow id; ARGV[4]: first node to look at.
--- Returns: the node to go on from, 0 when done (or if the workflow is gone or running).
+-- Returns: the node to go on from (0 included), -1 when done (or if the workflow is gone or
+--   running).
 
 local w = wf(ARGV[3])
 local from = tonumber(ARGV[4])
@@ -12,8 +13,8 @@ if not from or from < 0 or from ~= math.floor(from) then
 end
 local state = get(w, { 'state' })[1]
 if not state or state == 'running' then
-    return 0
+    return -1
 end
 sweep(w, from)
 flush()
-return w.sweep_from or 0
+return w.sweep_from or -1

@@ -1,6 +1,7 @@
 //! [`RedisBroker`]: queues and workflow state on Redis, in dramatiq's layout.
 //!
-//! Keys, under a namespace `ns` (default `dramatiq`), exactly as Python's dramatiq uses them:
+//! Keys, under a namespace `ns` (default `dramatiq`), exactly as Python's dramatiq uses them
+//! (the last two are ours; dramatiq never touches them):
 //!
 //! | Key | Type | Content |
 //! |---|---|---|
@@ -10,25 +11,33 @@
 //! | `ns:Q.XQ`, `ns:Q.XQ.msgs` | zset, hash | dead letters, scored by time (ms) |
 //! | `ns:__acks__.<worker>.Q` | set | receipts a worker fetched and has not settled |
 //! | `ns:__heartbeats__` | zset | worker id -> last heartbeat (ms) |
+//! | `ns:wf:{<id>}` | hash | one workflow |
+//! | `ns:__wf_pending__` | zset | workflow id -> last progress (ms), while it has tasks left to start |
 //!
-//! and, for workflows, one hash `ns:wf:{<id>}` per workflow (its layout is described in
+//! The layout of a workflow's hash (version 2, in its field `v`) is described in
 //! `lua/common.lua`; a big plan is first uploaded to `ns:wf:{<id>}:staging:<nonce>`, which
-//! expires after a day unless the submission renames it into place). Every change is one Lua
-//! script call; the scripts live in `workflow-runtime/lua/`. A script checks everything
-//! before its first write, so a script that fails (a key of the wrong type, corrupt data)
-//! changes nothing.
+//! expires after a day unless the submission renames it into place. Every change is one Lua
+//! script call; the scripts live in `workflow-runtime/lua/`. A script checks everything before
+//! its first write, so a script that fails (a key of the wrong type, corrupt data, a workflow
+//! of another layout) changes nothing.
 //!
-//! A message of a workflow node is handed out by `fetch` only while its workflow runs (and
-//! only if it belongs to this submission of the workflow's id and its node is not done):
-//! tasks of a failed or cancelled workflow that are still queued, or come back from a dead
-//! worker, never run. A node is `Running` from the fetch of its message until it is settled.
+//! A message of a workflow node (its receipt is exactly `<node>:<nonce>[.<uuid>]@<id>`) is
+//! handed out by `fetch` only while its workflow runs (and only if it belongs to this
+//! submission of the workflow's id and its node is not done): tasks of a failed or cancelled
+//! workflow that are still queued, or come back from a dead worker, never run. Messages with
+//! any other receipt are plain messages. A node is `Running` while a worker holds its current
+//! message (taken from its queue, not settled): this is read from the workers' acks sets when
+//! the status is asked for, not written on every fetch.
 //!
 //! Big workflows are handled in slices, so that no script keeps Redis busy for more than about
 //! 0.1 s: a start set of more than 5 000 tasks is started 5 000 per call (the submitting
-//! client, later completions and background tasks of [`RedisBroker`] go on with it), the
-//! queued tasks of a stopped workflow are skipped 5 000 nodes per call (and dropped by `fetch`
-//! in the meantime), and the status of a workflow is read with plain `HMGET`s of 10 000
-//! fields.
+//! client, later completions and background tasks of [`RedisBroker`] go on with it; a call
+//! always starts at least one task of each workflow it leaves with tasks to start, so that a
+//! task in flight carries the rest, and heartbeats go on with workflows of `ns:__wf_pending__`
+//! that made no progress for a heartbeat interval, so that nothing depends on one process),
+//! the queued tasks of a stopped workflow are skipped 5 000 nodes per call (and dropped by
+//! `fetch` in the meantime), and the status of a workflow is read with plain `HMGET`s of
+//! 10 000 fields.
 //!
 //! Needs Redis 6.2 or later (`LPOP` with a count, `SMISMEMBER`).
 
@@ -81,6 +90,8 @@ const SCAN_COUNT: usize = 1000;
 const EXPIRE_ROUNDS: usize = 10;
 /// A dead worker not seen dead for this long is no longer tracked.
 const DEAD_WORKER_FORGET: Duration = Duration::from_secs(3600);
+/// The layout version of workflow hashes (field `v`, see `lua/common.lua`).
+const LAYOUT: &str = "2";
 
 /// A broker on Redis, wire-compatible with Python dramatiq's `RedisBroker`.
 ///
@@ -545,8 +556,10 @@ impl RedisBroker {
 
     /// In the background: skips the rest of the queued tasks of big workflows that stopped
     /// (`sweeps`: id, node, id, node, ...) and starts the rest of the big start sets of
-    /// `pending` workflows. Both would also happen without it (fetch drops the messages of
-    /// stopped workflows; completions go on starting), only later.
+    /// `pending` workflows. Neither depends on it: fetch drops the messages of stopped
+    /// workflows, and a workflow with tasks left to start keeps a task in flight (whose
+    /// completion goes on starting) and is in `ns:__wf_pending__`, which heartbeats work
+    /// through. It only makes both happen sooner.
     fn tend(&self, sweeps: Vec<String>, pending: Vec<String>) {
         if sweeps.is_empty() && pending.is_empty() {
             return;
@@ -558,24 +571,24 @@ impl RedisBroker {
         rt.spawn(async move {
             for pair in sweeps.chunks(2) {
                 if let [id, from] = pair {
-                    let from = from.parse().unwrap_or(0);
+                    let Ok(from) = from.parse() else { continue };
                     if let Err(e) = b.sweep_all(id, from).await {
-                        debug!(workflow = %id, error = %e, "skipping the queued tasks failed");
+                        warn!(workflow = %id, error = %e, "skipping the queued tasks of a stopped workflow failed; they are dropped when fetched");
                     }
                 }
             }
             for id in pending {
                 if let Err(e) = b.resume_all(&id).await {
-                    debug!(workflow = %id, error = %e, "starting the rest of the tasks failed");
+                    warn!(workflow = %id, error = %e, "starting the rest of a workflow's tasks failed; heartbeats go on with it");
                 }
             }
         });
     }
 
     /// Skips the queued tasks of the stopped workflow `id` from node `from` on, a slice per
-    /// call.
-    async fn sweep_all(&self, id: &str, mut from: u64) -> Result<()> {
-        while from > 0 {
+    /// call, until the script says it is done (-1).
+    async fn sweep_all(&self, id: &str, mut from: i64) -> Result<()> {
+        while from >= 0 {
             from = retry_transient(|| async {
                 Ok(scripts::SWEEP
                     .prepare_invoke()
@@ -591,25 +604,28 @@ impl RedisBroker {
         Ok(())
     }
 
+    /// Starts one slice of the tasks of `id`'s start sets that are left to start; whether
+    /// tasks are still left.
+    async fn resume_once(&self, id: &str) -> Result<bool> {
+        let (woke, _, pending): (Vec<String>, Vec<String>, Vec<String>) =
+            retry_transient(|| async {
+                Ok(scripts::RESUME
+                    .prepare_invoke()
+                    .arg(&self.inner.ns)
+                    .arg(now_millis())
+                    .arg(id)
+                    .invoke_async(&mut self.conn())
+                    .await?)
+            })
+            .await?;
+        self.woke(woke);
+        Ok(pending.iter().any(|p| p == id))
+    }
+
     /// Starts the tasks of `id`'s start sets that are left to start, a slice per call.
     async fn resume_all(&self, id: &str) -> Result<()> {
-        loop {
-            let (woke, _, pending): (Vec<String>, Vec<String>, Vec<String>) =
-                retry_transient(|| async {
-                    Ok(scripts::RESUME
-                        .prepare_invoke()
-                        .arg(&self.inner.ns)
-                        .arg(now_millis())
-                        .arg(id)
-                        .invoke_async(&mut self.conn())
-                        .await?)
-                })
-                .await?;
-            self.woke(woke);
-            if !pending.iter().any(|p| p == id) {
-                return Ok(());
-            }
-        }
+        while self.resume_once(id).await? {}
+        Ok(())
     }
 
     /// Wakes the local consumers of `woke` (exact names); returns the canonical queues that
@@ -677,8 +693,13 @@ impl RedisBroker {
         let (woke, _, pending): (Vec<String>, Vec<String>, Vec<String>) =
             retry_transient(|| async { Ok(inv.invoke_async(&mut self.conn()).await?) }).await?;
         self.woke(woke);
+        // The workflow exists from here on: an error must not make the caller submit it
+        // again. What is left to start is in `ns:__wf_pending__`, which heartbeats (and its
+        // own tasks' completions) go on with.
         if !pending.is_empty() {
-            self.resume_all(&plan.id).await?;
+            if let Err(e) = self.resume_all(&plan.id).await {
+                warn!(workflow = %plan.id, error = %e, "submitted, but starting the rest of its entry tasks failed; heartbeats go on with it");
+            }
         }
         Ok(())
     }
@@ -692,21 +713,25 @@ impl RedisBroker {
         if !plan::valid_workflow_id(id) {
             return Err(Error::UnknownWorkflow(id.to_owned()));
         }
-        let (state, fail): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(self.wf_key(id))
-            .arg("state")
-            .arg("fail")
-            .query_async(&mut self.conn())
-            .await?;
+        let (state, fail, v): (Option<String>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(self.wf_key(id))
+                .arg(&["state", "fail", "v"])
+                .query_async(&mut self.conn())
+                .await?;
         let Some(state) = state else {
             return Err(Error::UnknownWorkflow(id.to_owned()));
         };
+        check_layout(id, v.as_deref())?;
         let state = WorkflowState::parse(&state).ok_or_else(|| corrupt(id, "state"))?;
         Ok((state, fail.map(|f| failure(id, &f)).transpose()?))
     }
 
     /// The status of a workflow: its state, then its nodes' states in slices of
     /// [`STATUS_SLICE`] (pipelined plain `HMGET`s, none of which keeps Redis busy for long).
+    /// A started node is running while its current message is in the acks set of a worker
+    /// with a heartbeat (taken from its queue, not settled): two more pipelined reads when
+    /// the workflow has started nodes.
     async fn status(&self, id: &str) -> Result<WorkflowStatus> {
         if !plan::valid_workflow_id(id) {
             return Err(Error::UnknownWorkflow(id.to_owned()));
@@ -718,18 +743,26 @@ impl RedisBroker {
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<String>,
+            Option<String>,
         );
-        let (state, n, an, ai, fail): Head = redis::cmd("HMGET")
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET")
             .arg(&key)
-            .arg(&["state", "n", "an", "ai", "fail"])
-            .query_async(&mut self.conn())
-            .await?;
+            .arg(&["state", "n", "an", "ai", "fail", "v", "nonce"]);
+        pipe.cmd("ZRANGE")
+            .arg(format!("{}:__heartbeats__", self.inner.ns))
+            .arg(0)
+            .arg(-1);
+        let ((state, n, an, ai, fail, v, nonce), workers): (Head, Vec<String>) =
+            pipe.query_async(&mut self.conn()).await?;
         let Some(state) = state else {
             return Err(Error::UnknownWorkflow(id.to_owned()));
         };
+        check_layout(id, v.as_deref())?;
         let state = WorkflowState::parse(&state).ok_or_else(|| corrupt(id, "state"))?;
-        let (Some(n), Some(an), Some(ai)) = (n, an, ai) else {
-            return Err(corrupt(id, "n, an, ai"));
+        let (Some(n), Some(an), Some(ai), Some(nonce)) = (n, an, ai, nonce) else {
+            return Err(corrupt(id, "n, an, ai, nonce"));
         };
         let pairs: Vec<(String, String)> =
             serde_json::from_str(&an).map_err(|_| corrupt(id, "an"))?;
@@ -752,26 +785,40 @@ impl RedisBroker {
         if states.len() != n {
             return Err(corrupt(id, "node states"));
         }
-        let stopped = matches!(state, WorkflowState::Failed | WorkflowState::Cancelled);
-        let mut nodes = Vec::with_capacity(n);
-        for (i, s) in states.iter().enumerate() {
-            let actor = ai
+        let mut pair_of = Vec::with_capacity(n);
+        for i in 0..n {
+            let pair = ai
                 .get(i * width..(i + 1) * width)
                 .and_then(|x| x.parse::<usize>().ok())
                 .and_then(|x| pairs.get(x))
-                .map(|p| p.0.clone())
                 .ok_or_else(|| corrupt(id, "ai"))?;
+            pair_of.push(pair);
+        }
+        let started: Vec<usize> = (0..n)
+            .filter(|&i| states[i].as_deref() == Some("q"))
+            .collect();
+        let taken = self
+            .taken(id, &key, &nonce, &started, &workers, |i| {
+                pair_of[i].1.as_str()
+            })
+            .await?;
+        let stopped = matches!(state, WorkflowState::Failed | WorkflowState::Cancelled);
+        let mut nodes = Vec::with_capacity(n);
+        for (i, s) in states.iter().enumerate() {
             let state = match (s.as_deref(), stopped) {
+                (Some("q"), _) if taken.contains(&i) => NodeState::Running,
                 // Queued tasks of a stopped workflow are skipped (fetch drops them).
                 (None | Some("q"), true) | (Some("k"), _) => NodeState::Skipped,
                 (None, false) => NodeState::Waiting,
                 (Some("q"), false) => NodeState::Queued,
-                (Some("r"), _) => NodeState::Running,
                 (Some("d"), _) => NodeState::Done,
                 (Some("f"), _) => NodeState::Failed,
                 _ => return Err(corrupt(id, "node state")),
             };
-            nodes.push(NodeStatus { actor, state });
+            nodes.push(NodeStatus {
+                actor: pair_of[i].0.clone(),
+                state,
+            });
         }
         Ok(WorkflowStatus {
             id: id.to_owned(),
@@ -780,6 +827,154 @@ impl RedisBroker {
             failure: fail.map(|f| failure(id, &f)).transpose()?,
         })
     }
+
+    /// Which of the `started` nodes of workflow `id` (hash `key`) a worker took and has not
+    /// settled: their current message (`m<i>`, else the first, `<i>:<nonce>@<id>`) is in
+    /// the acks set of its queue (`queue_of(i)`) of one of the `workers` (those with a
+    /// heartbeat). Two pipelined round trips: the sizes of those acks sets and the current
+    /// receipts, then each non-empty set read whole (`SMEMBERS`) if it is smaller than the
+    /// number of started nodes on its queue, else asked about them (`SMISMEMBER`); so the
+    /// cost is at most the started nodes or the messages in flight, whichever is smaller,
+    /// per worker.
+    async fn taken<'q>(
+        &self,
+        id: &str,
+        key: &str,
+        nonce: &str,
+        started: &[usize],
+        workers: &[String],
+        queue_of: impl Fn(usize) -> &'q str,
+    ) -> Result<HashSet<usize>> {
+        let mut taken = HashSet::new();
+        if started.is_empty() || workers.is_empty() {
+            return Ok(taken);
+        }
+        // Started nodes by queue, in a stable order.
+        let mut queues: Vec<&str> = Vec::new();
+        let mut nodes_of: HashMap<&str, Vec<usize>> = HashMap::new();
+        for &i in started {
+            let q = queue_of(i);
+            nodes_of
+                .entry(q)
+                .or_insert_with(|| {
+                    queues.push(q);
+                    Vec::new()
+                })
+                .push(i);
+        }
+        let acks = |w: &str, q: &str| format!("{}:__acks__.{w}.{q}", self.inner.ns);
+        let mut pipe = redis::pipe();
+        for q in &queues {
+            for w in workers {
+                pipe.cmd("SCARD").arg(acks(w, q));
+            }
+        }
+        for chunk in started.chunks(STATUS_SLICE) {
+            let cmd = pipe.cmd("HMGET").arg(key);
+            for i in chunk {
+                cmd.arg(format!("m{i}"));
+            }
+        }
+        let mut replies: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        let rest = replies.split_off(queues.len() * workers.len());
+        let cards: Vec<usize> = replies
+            .into_iter()
+            .map(parse_reply)
+            .collect::<Result<_>>()?;
+        if cards.iter().all(|&c| c == 0) {
+            return Ok(taken);
+        }
+        let mut receipts: HashMap<usize, String> = HashMap::with_capacity(started.len());
+        let mut at = started.iter();
+        for reply in rest {
+            let ms: Vec<Option<String>> = parse_reply(reply)?;
+            for m in ms {
+                let i = *at.next().ok_or_else(|| corrupt(id, "node receipts"))?;
+                receipts.insert(i, m.unwrap_or_else(|| format!("{i}:{nonce}@{id}")));
+            }
+        }
+        if receipts.len() != started.len() {
+            return Err(corrupt(id, "node receipts"));
+        }
+        // Each non-empty acks set: read whole, or asked about the started nodes of its queue.
+        enum Ask<'a> {
+            Members(&'a str),
+            Nodes(&'a [usize]),
+        }
+        let mut pipe = redis::pipe();
+        let mut asked = Vec::new();
+        for (x, q) in queues.iter().enumerate() {
+            let nodes = &nodes_of[q];
+            for (y, w) in workers.iter().enumerate() {
+                let card = cards[x * workers.len() + y];
+                if card == 0 {
+                    continue;
+                }
+                if card <= nodes.len() {
+                    pipe.cmd("SMEMBERS").arg(acks(w, q));
+                    asked.push(Ask::Members(q));
+                } else {
+                    for chunk in nodes.chunks(STATUS_SLICE) {
+                        let cmd = pipe.cmd("SMISMEMBER").arg(acks(w, q));
+                        for i in chunk {
+                            cmd.arg(&receipts[i]);
+                        }
+                        asked.push(Ask::Nodes(chunk));
+                    }
+                }
+            }
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        let mut by_receipt: HashMap<(&str, &str), usize> = HashMap::new();
+        for (ask, reply) in asked.iter().zip(replies) {
+            match ask {
+                Ask::Members(q) => {
+                    if by_receipt.is_empty() {
+                        for (&i, r) in &receipts {
+                            by_receipt.insert((queue_of(i), r.as_str()), i);
+                        }
+                    }
+                    let members: Vec<String> = parse_reply(reply)?;
+                    for m in &members {
+                        if let Some(&i) = by_receipt.get(&(*q, m.as_str())) {
+                            taken.insert(i);
+                        }
+                    }
+                }
+                Ask::Nodes(nodes) => {
+                    let answer: Vec<u8> = parse_reply(reply)?;
+                    for (&i, member) in nodes.iter().zip(answer) {
+                        if member == 1 {
+                            taken.insert(i);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(taken)
+    }
+}
+
+/// One reply of a pipeline of mixed commands, as `T`.
+fn parse_reply<T: redis::FromRedisValue>(v: redis::Value) -> Result<T> {
+    if let redis::Value::ServerError(e) = &v {
+        return Err(Error::Broker(format!("Redis: {e:?}")));
+    }
+    redis::from_redis_value(v)
+        .map_err(|e| Error::Broker(format!("unexpected reply from Redis: {e}")))
+}
+
+/// Refuses a workflow hash of another layout than [`LAYOUT`] (field `v`).
+fn check_layout(id: &str, v: Option<&str>) -> Result<()> {
+    if v == Some(LAYOUT) {
+        return Ok(());
+    }
+    let found = v.map_or_else(|| "v1 (no version field)".to_owned(), |v| format!("v{v}"));
+    Err(Error::Broker(format!(
+        "workflow {id}: its state in Redis has layout {found}, which this version of \
+         workflow-runtime cannot read (it reads v{LAYOUT}); finish it with the version that \
+         started it"
+    )))
 }
 
 fn corrupt(id: &str, what: &str) -> Error {
@@ -997,6 +1192,7 @@ impl Broker for RedisBroker {
                 let mut d = lock(&self.inner.dead);
                 (std::mem::take(&mut d.forget), d.offset)
             };
+            let mut claimed = Vec::new();
             for _ in 0..EXPIRE_ROUNDS {
                 let now = now_millis();
                 let mut inv = scripts::HEARTBEAT.prepare_invoke();
@@ -1006,6 +1202,7 @@ impl Broker for RedisBroker {
                     .arg(millis(self.inner.heartbeat_timeout))
                     .arg(millis(self.inner.dead_message_ttl))
                     .arg(offset)
+                    .arg(millis(self.heartbeat_interval()))
                     .arg(forget.len());
                 for w in &forget {
                     inv.arg(w);
@@ -1013,9 +1210,10 @@ impl Broker for RedisBroker {
                 for q in queues {
                     inv.arg(q);
                 }
-                type Beat = (Vec<String>, u64, Vec<String>, u64, u8);
-                let (dead, recovered, woke, next, more): Beat =
+                type Beat = (Vec<String>, u64, Vec<String>, u64, u8, Vec<String>);
+                let (dead, recovered, woke, next, more, due): Beat =
                     inv.invoke_async(&mut self.conn()).await?;
+                claimed.extend(due);
                 self.inner.last_beat.fetch_max(now, Ordering::AcqRel);
                 if recovered > 0 {
                     warn!(messages = recovered, workers = ?dead, "gave back the messages of dead workers");
@@ -1033,6 +1231,14 @@ impl Broker for RedisBroker {
                 }
                 if more == 0 {
                     break;
+                }
+            }
+            // Workflows whose start sets were left to start and made no progress for a
+            // heartbeat interval (the process that was starting them died, say): one slice
+            // each. A workflow that fails here stays in the index and comes back later.
+            for id in claimed {
+                if let Err(e) = self.resume_once(&id).await {
+                    warn!(workflow = %id, error = %e, "starting more tasks of a workflow failed; a later heartbeat tries again");
                 }
             }
             self.scan_dead().await
@@ -1063,7 +1269,7 @@ impl Broker for RedisBroker {
             if !plan::valid_workflow_id(id) {
                 return Err(Error::UnknownWorkflow(id.to_owned()));
             }
-            let (r, from): (i64, u64) = scripts::CANCEL
+            let (r, from): (i64, i64) = scripts::CANCEL
                 .prepare_invoke()
                 .arg(&self.inner.ns)
                 .arg(now_millis())

@@ -35,14 +35,15 @@ macro_rules! with_engine {
 
 /// `enqueue.lua`: one message onto a queue.
 pub(super) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(lua!("enqueue.lua")));
-/// `fetch.lua`: a batch of messages into this worker's acks set; drops those of stopped
-/// workflows.
+/// `fetch.lua`: a batch of messages into this worker's acks set (an empty queue costs one
+/// `LPOP`); drops those of stopped workflows.
 pub(super) static FETCH: LazyLock<Script> =
     LazyLock::new(|| Script::new(with_common!("fetch.lua")));
 /// `settle.lua`: acks, completions (workflow advancement), retries, dead letters, requeues.
 pub(super) static SETTLE: LazyLock<Script> =
     LazyLock::new(|| Script::new(with_engine!("settle.lua")));
-/// `heartbeat.lua`: heartbeat, recovery of dead workers' messages, dead-letter expiry.
+/// `heartbeat.lua`: heartbeat, recovery of dead workers' messages, dead-letter expiry, claims
+/// of workflows with tasks left to start.
 pub(super) static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| Script::new(with_common!("heartbeat.lua")));
 /// `stats.lua`: sizes of a queue.
