@@ -339,6 +339,7 @@ impl Consumer {
                 }
                 Ok(batch) => {
                     misses = 0;
+                    let drained = batch.len() < self.limit - held;
                     self.outstanding
                         .count
                         .fetch_add(batch.len(), Ordering::AcqRel);
@@ -348,6 +349,15 @@ impl Consumer {
                             for d in batch.by_ref() {
                                 self.give_back(d);
                             }
+                        }
+                    }
+                    // The queue had fewer messages than asked for: polling again at once
+                    // would most likely find it empty. Wait for a wake-up or a short pause.
+                    if drained {
+                        let pause = poll_pause(0, self.shared.max_poll_interval);
+                        tokio::select! {
+                            _ = self.shared.broker.wait_for_work(&self.names, pause) => {}
+                            _ = stop.cancelled() => break,
                         }
                     }
                 }

@@ -1105,8 +1105,11 @@ impl Broker for RedisBroker {
             if beat {
                 self.inner.last_beat.fetch_max(now, Ordering::AcqRel);
             }
-            if flat.is_empty() {
+            // Fewer than asked: the queue was drained as of `generation`.
+            if flat.len() / 2 < max.min(MAX_FETCH) {
                 waker.empty_at.store(generation, Ordering::Release);
+            }
+            if flat.is_empty() {
                 return Ok(Vec::new());
             }
             let name: Arc<str> = Arc::from(queue);
