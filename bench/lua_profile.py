@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""Where Redis spends its CPU in our Lua scripts: record a benchmark's script calls, replay them.
+
+    lua_profile.py record WORKLOAD FILE [--n N]   run examples/bench (release) on a private
+                                                  redis-server under MONITOR; keep the script
+                                                  calls of our processes in FILE
+    lua_profile.py replay FILE [--fns a,b,...] [--rev REV]
+                                                  replay FILE on a private redis-server with the
+                                                  scripts of workflow-runtime/lua as they are now
+                                                  (or at git revision REV)
+
+`replay` prints, for the whole stream: Redis CPU, EVALSHA time and the time of the commands run
+inside scripts (INFO commandstats); per script: calls, time inside its body (TIME around
+the body) and Lua heap allocated by it (collectgarbage('count') with the collector stopped);
+per function of common.lua / engine.lua given with --fns (default: the hot path of settle.lua):
+calls and time including callees, less the measured cost of the instrumentation. Functions are
+profiled one replay at a time, so the numbers do not nest instrumentation.
+
+Replaying is deterministic: every script takes its clock and ids from ARGV, so the same
+stream can be replayed against edited scripts to see what a change to the Lua is worth,
+without rebuilding or rerunning the workers. Needs bench/.venv (bench/compare.sh makes it) and
+redis-server; everything runs on a private server on a free port, stopped at the end.
+"""
+
+import argparse
+import collections
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LUA = os.path.join(ROOT, "workflow-runtime", "lua")
+HOT = ["complete", "follow", "start", "build", "get", "hmget", "set", "push", "wf", "expect", "flush"]
+
+
+def sha1(s):
+    return hashlib.sha1(s.encode()).hexdigest()
+
+
+REV = None  # --rev: read the scripts from this git revision instead of the work tree
+
+
+def read(rel):
+    if REV:
+        return subprocess.run(["git", "-C", ROOT, "show", f"{REV}:{rel}"], check=True,
+                              capture_output=True, text=True).stdout
+    with open(os.path.join(ROOT, rel)) as f:
+        return f.read()
+
+
+PREFIXES = {"lua": [], "with_common": ["common"], "with_engine": ["common", "engine"]}
+
+
+def scripts():
+    """Every script as the broker loads it (scripts.rs), as (prefix, own file) pairs: the full
+    script is prefix + own file."""
+    rs = read("workflow-runtime/src/broker/redis/scripts.rs")
+    out = {}
+    for kind, name in re.findall(r'Script::new\((\w+)!\("(\w+)\.lua"\)\)', rs):
+        if kind not in PREFIXES:
+            raise SystemExit(f"scripts.rs: unknown macro {kind}!")
+        try:
+            prefix = "".join(read(f"workflow-runtime/lua/{p}.lua") + "\n" for p in PREFIXES[kind])
+            out[name] = (prefix, read(f"workflow-runtime/lua/{name}.lua"))
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    return out
+
+
+class PrivateRedis:
+    def __enter__(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        self.r = redis.Redis(port=self.port)
+        for _ in range(100):
+            try:
+                self.r.ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise SystemExit("redis-server did not start")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()  # our own child
+        self.proc.wait()
+
+
+# --- record ---------------------------------------------------------------------------------
+def record(args):
+    bench = os.path.join(ROOT, "target", "release", "examples", "bench")
+    if not os.path.exists(bench):
+        raise SystemExit("build it first: cargo build --release --example bench")
+    with PrivateRedis() as pr:
+        sock = socket.create_connection(("127.0.0.1", pr.port))
+        sock.sendall(b"MONITOR\r\n")
+        lines = []
+
+        def reader():
+            buf = b""
+            while True:
+                try:
+                    data = sock.recv(1 << 20)
+                except OSError:
+                    return
+                if not data:
+                    return
+                buf += data
+                *done, buf = buf.split(b"\r\n")
+                lines.extend(done)
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        cmd = [bench, "--url", f"redis://127.0.0.1:{pr.port}", "--workload", args.workload]
+        if args.n:
+            cmd += ["--n", str(args.n)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        time.sleep(0.5)
+        sock.close()
+        t.join(2)
+    kept = [ln.decode("utf-8", "replace") for ln in lines
+            if b'"EVALSHA"' in ln and b"[0 lua]" not in ln]
+    with open(args.file, "w") as f:
+        f.write("\n".join(kept) + "\n")
+    print(f"{len(kept)} script calls written to {args.file}")
+
+
+# --- replay ---------------------------------------------------------------------------------
+ESC = {"n": b"\n", "r": b"\r", "t": b"\t", "a": b"\a", "b": b"\b", '"': b'"', "\\": b"\\"}
+
+
+def parse_monitor_line(line):
+    """The quoted arguments of one MONITOR line (sdscatrepr escapes)."""
+    out, i, n = [], line.index("]") + 1, len(line)
+    while i < n:
+        if line[i] != '"':
+            i += 1
+            continue
+        i += 1
+        buf = bytearray()
+        while line[i] != '"':
+            c = line[i]
+            if c == "\\":
+                d = line[i + 1]
+                if d == "x":
+                    buf.append(int(line[i + 2:i + 4], 16))
+                    i += 4
+                    continue
+                buf += ESC[d]
+                i += 2
+                continue
+            buf += c.encode()
+            i += 1
+        out.append(bytes(buf))
+        i += 1
+    return out
+
+
+def wrap_body(name, prefix, body):
+    """Times the script's own file with TIME; adds to prof:<name>."""
+    return (prefix + "local __t = redis.call('TIME')\nlocal function __body()\n" + body +
+            "\nend\nlocal __r = __body()\nlocal __e = redis.call('TIME')\n"
+            f"redis.call('INCRBY', 'prof:{name}', (__e[1] - __t[1]) * 1000000 + (__e[2] - __t[2]))\n"
+            "return __r\n")
+
+
+def wrap_alloc(name, prefix, body):
+    """Lua heap allocated by the script's own file (GC stopped meanwhile); adds KB to alloc:<name>."""
+    return (prefix + "collectgarbage('stop')\nlocal __k0 = collectgarbage('count')\n"
+            "local function __body()\n" + body + "\nend\nlocal __r = __body()\n"
+            "local __k1 = collectgarbage('count')\ncollectgarbage('restart')\n"
+            f"redis.call('INCRBYFLOAT', 'alloc:{name}', __k1 - __k0)\nreturn __r\n")
+
+
+def wrap_fn(prefix, body, fn):
+    """Times every call of the prefix's local function fn; adds to fprof:us and fprof:n."""
+    w = ("local __acc, __n = 0, 0\n"
+         "local function __now() local t = redis.call('TIME'); return t[1] * 1000000 + t[2] end\n"
+         f"do local __orig = {fn}; {fn} = function(...) local t0 = __now(); "
+         "local a, b, c, d = __orig(...); __acc = __acc + __now() - t0; __n = __n + 1; "
+         "return a, b, c, d end end\n"
+         "local function __body()\n" + body + "\nend\n"
+         "local __r = __body()\n"
+         "redis.call('INCRBY', 'fprof:us', __acc); redis.call('INCRBY', 'fprof:n', __n)\n"
+         "return __r\n")
+    return prefix + w
+
+
+def replay(r, stream, originals, variants):
+    """Runs the stream with variants (name -> source) in place of the original scripts."""
+    full = {name: prefix + body for name, (prefix, body) in originals.items()}
+    by_sha = {sha1(src): name for name, src in full.items()}
+    loaded = {name: r.script_load(variants.get(name, src)) for name, src in full.items()}
+    ns_old = stream[0][3]
+    ns_new = b"replay"
+    calls = collections.Counter()
+    r.config_resetstat()
+    c0 = r.info("cpu")
+    p = r.pipeline(transaction=False)
+    for a in stream:
+        name = by_sha.get(a[1].decode())
+        if name is None:
+            raise SystemExit(f"a call of a script not in {LUA}: was the Lua edited since recording?")
+        calls[name] += 1
+        args = list(a)
+        args[1] = loaded[name]
+        args[3] = ns_new if a[3] == ns_old else a[3]
+        p.execute_command(*args)
+    res = p.execute(raise_on_error=False)
+    c1 = r.info("cpu")
+    cs = r.info("commandstats")
+    for k in r.scan_iter(match="replay:*", count=1000):
+        r.unlink(k)
+    errors = [x for x in res if isinstance(x, Exception)]
+    inner = {k[len("cmdstat_"):]: v for k, v in cs.items()
+             if k not in ("cmdstat_evalsha", "cmdstat_config|resetstat", "cmdstat_info")}
+    return {
+        "cpu_ms": (c1["used_cpu_user"] + c1["used_cpu_sys"] - c0["used_cpu_user"] - c0["used_cpu_sys"]) * 1000,
+        "evalsha_ms": cs["cmdstat_evalsha"]["usec"] / 1000,
+        "inner_ms": sum(v["usec"] for v in inner.values()) / 1000,
+        "inner_calls": sum(v["calls"] for v in inner.values()),
+        "inner": inner, "calls": calls, "errors": errors,
+    }
+
+
+def calibrate(r, prefix):
+    """Cost of the instrumentation of one call, in microseconds: wrap_fn on an empty function."""
+    probe = prefix + "local function probe(x) return x end\n"
+    r.delete("fprof:us", "fprof:n")
+    r.eval(wrap_fn(probe, "for i = 1, 20000 do probe(i) end\nreturn 1", "probe"), 0, "x", "0")
+    return int(r.get("fprof:us")) / int(r.get("fprof:n"))
+
+
+def replay_cmd(args):
+    with open(args.file) as f:
+        stream = [parse_monitor_line(ln) for ln in f if ln.strip()]
+    # A call answered NOSCRIPT is sent again after SCRIPT LOAD; MONITOR shows both. Workflow
+    # ids are unique, so a repeated submit is such a retry (other scripts are not deduplicated).
+    originals = scripts()
+    submit_sha = sha1("".join(originals["submit"])).encode()
+    seen, kept = set(), []
+    for a in stream:
+        if a[1] == submit_sha:
+            if tuple(a) in seen:
+                continue
+            seen.add(tuple(a))
+        kept.append(a)
+    stream = kept
+    fns = args.fns.split(",") if args.fns else HOT
+    with PrivateRedis() as pr:
+        r = pr.r
+        base = [replay(r, stream, originals, {}) for _ in range(args.repeat)]
+        b = min(base, key=lambda x: x["cpu_ms"])
+        if b["errors"]:
+            print(f"warning: {len(b['errors'])} script errors, first: {b['errors'][0]}")
+        print(f"{len(stream)} script calls: {dict(b['calls'])}")
+        print(f"Redis CPU {b['cpu_ms']:.1f} ms (best of {args.repeat}); EVALSHA {b['evalsha_ms']:.1f} ms, of which "
+              f"{b['inner_ms']:.1f} ms in {b['inner_calls']} commands run by the scripts:")
+        for k, v in sorted(b["inner"].items(), key=lambda kv: -kv[1]["usec"]):
+            print(f"  {k:14s} {v['calls']:7d} calls {v['usec'] / 1000:8.1f} ms  {v['usec_per_call']:6.2f} us/call")
+        variants = {n: wrap_body(n, p, b) for n, (p, b) in originals.items()}
+        for k in r.keys("prof:*"):
+            r.delete(k)
+        replay(r, stream, originals, variants)
+        print("time inside each script's body (TIME around it):")
+        for n in originals:
+            us = int(r.get(f"prof:{n}") or 0)
+            if us:
+                print(f"  {n:10s} {b['calls'][n]:6d} calls {us / 1000:8.1f} ms  {us / b['calls'][n]:8.1f} us/call")
+        replay(r, stream, originals, {n: wrap_alloc(n, p, b) for n, (p, b) in originals.items()})
+        print("Lua heap allocated inside each script's body (garbage for Lua's collector):")
+        for n in originals:
+            kb = float(r.get(f"alloc:{n}") or 0)
+            if kb:
+                print(f"  {n:10s} {kb / 1024:8.1f} MB  {kb * 1024 / b['calls'][n]:9.0f} bytes/call")
+        over = calibrate(r, originals["settle"][0])
+        print(f"functions that settle.lua calls, including their callees (instrumentation {over:.2f} "
+              "us/call subtracted):")
+        prefix = originals["settle"][0]
+        for fn in fns:
+            if not re.search(r"local\s+(function\s+)?" + re.escape(fn) + r"\b", prefix):
+                print(f"  {fn:12s} (not a local function of the engine; skipped)")
+                continue
+            r.delete("fprof:us", "fprof:n")
+            replay(r, stream, originals, {"settle": wrap_fn(*originals["settle"], fn)})
+            us, n = int(r.get("fprof:us") or 0), int(r.get("fprof:n") or 0)
+            if n:
+                net = us - n * over
+                print(f"  {fn:12s} {n:7d} calls {net / 1000:8.1f} ms  {net / n:7.2f} us/call")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("record")
+    a.add_argument("workload")
+    a.add_argument("file")
+    a.add_argument("--n", type=int)
+    a = sub.add_parser("replay")
+    a.add_argument("file")
+    a.add_argument("--fns", help="comma-separated functions of common.lua / engine.lua to time "
+                                 "(default: the hot path of settle.lua)")
+    a.add_argument("--repeat", type=int, default=3)
+    a.add_argument("--rev", help="take the scripts from this git revision (default: the work tree)")
+    args = ap.parse_args()
+    global REV
+    REV = getattr(args, "rev", None)
+    record(args) if args.cmd == "record" else replay_cmd(args)
+
+
+if __name__ == "__main__":
+    main()
