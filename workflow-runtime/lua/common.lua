@@ -442,33 +442,44 @@ end
 -- Values of fields (false when absent), with this script's own writes applied. The first
 -- read of a workflow also reads its layout version and refuses an unknown one.
 local function get(w, fields)
-    local miss = {}
+    local v = w.v
+    local miss, nmiss = nil, 0
     if not w.checked then
         w.checked = true
-        if w.v.v == nil then
+        miss = {}
+        if v.v == nil then
+            nmiss = 1
             miss[1] = 'v'
         end
-        if w.v.state == nil then
-            miss[#miss + 1] = 'state'
+        if v.state == nil then
+            nmiss = nmiss + 1
+            miss[nmiss] = 'state'
         end
     end
-    for _, f in ipairs(fields) do
-        if w.v[f] == nil then
-            miss[#miss + 1] = f
+    local nf = #fields
+    for i = 1, nf do
+        local f = fields[i]
+        if v[f] == nil then
+            if not miss then
+                miss = {}
+            end
+            nmiss = nmiss + 1
+            miss[nmiss] = f
         end
     end
-    if #miss > 0 then
+    if nmiss > 0 then
         local vals = hmget(w.rkey, miss)
-        for i, f in ipairs(miss) do
-            if w.v[f] == nil then
-                w.v[f] = vals[i]
+        for i = 1, nmiss do
+            local f = miss[i]
+            if v[f] == nil then
+                v[f] = vals[i]
             end
         end
     end
-    check_layout(w.id, w.v.v, w.v.state)
+    check_layout(w.id, v.v, v.state)
     local out = {}
-    for i, f in ipairs(fields) do
-        out[i] = w.v[f]
+    for i = 1, nf do
+        out[i] = v[fields[i]]
     end
     return out
 end

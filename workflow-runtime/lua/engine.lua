@@ -378,20 +378,29 @@ end
 -- Node completed: idempotent; advances only a running workflow, once per node. A message of
 -- an earlier workflow with the same id (another nonce) changes nothing.
 local function complete(w, node, nonce)
-    local r = get(w, { 'state', 'nonce', 's' .. node, 'x' .. node, 'ps' })
-    if not r[1] or stale(w, nonce) then
+    local sf, xf = 's' .. node, 'x' .. node
+    local v = w.v
+    -- settle.lua reads these fields ahead, for all the completions of a workflow at once:
+    -- then they are all in the cache, and get (which checked the layout) is not needed.
+    if not w.checked or v.state == nil or v.nonce == nil or v.ps == nil or v[sf] == nil
+        or v[xf] == nil then
+        get(w, { 'state', 'nonce', sf, xf, 'ps' })
+    end
+    local state = v.state
+    if not state or stale(w, nonce) then
         return
     end
-    local s = r[3]
+    local s = v[sf]
     if s ~= 'q' and s ~= 'k' then
         return
     end
-    set(w, 's' .. node, 'd')
-    if r[1] == 'running' and s ~= 'k' then
-        if not r[4] then
+    set(w, sf, 'd')
+    if state == 'running' and s ~= 'k' then
+        local nx = v[xf]
+        if not nx then
             raise('ERR workflow ' .. w.id .. ': no next code for node ' .. node)
         end
-        follow(w, r[4])
+        follow(w, nx)
         if w.v.state == 'running' then
             resume(w)
         end

@@ -29,88 +29,121 @@ if type(WORKER) ~= 'string' or WORKER == '' then
 end
 
 local KINDS = { a = true, c = true, r = true, x = true, q = true }
-if (#ARGV - 3) % 8 ~= 0 then
+local NARGV = #ARGV
+if (NARGV - 3) % 8 ~= 0 then
     return redis.error_reply('ERR settle: settlements take 8 arguments each')
 end
-local items = {}
-for i = 4, #ARGV, 8 do
-    local it = {
-        kind = ARGV[i], q = ARGV[i + 1], rid = ARGV[i + 2], wid = ARGV[i + 3],
-        node = ARGV[i + 4], x1 = ARGV[i + 5], x2 = ARGV[i + 6], x3 = ARGV[i + 7],
-    }
-    if not KINDS[it.kind] then
-        return redis.error_reply('ERR settle: unknown settlement kind ' .. it.kind)
+-- Settlements are read from ARGV where they are (settlement i at ARGV[i .. i + 7]): no table
+-- per settlement. Validated all before anything is read or written.
+for i = 4, NARGV, 8 do
+    local kind, q, rid, wid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    if not KINDS[kind] then
+        return redis.error_reply('ERR settle: unknown settlement kind ' .. kind)
     end
-    if it.q == '' or it.rid == '' or string.sub(it.q, -3) == '.XQ' then
+    if q == '' or rid == '' or string.sub(q, -3) == '.XQ' then
         return redis.error_reply('ERR settle: bad queue or receipt')
     end
-    if it.kind == 'c' and it.wid == '' then
+    if kind == 'c' and wid == '' then
         return redis.error_reply('ERR settle: a completion needs its workflow')
     end
-    if it.wid ~= '' and not string.match(it.node, '^[1-9]%d*$') and it.node ~= '0' then
-        return redis.error_reply('ERR settle: bad node ' .. it.node)
+    local node = ARGV[i + 4]
+    if wid ~= '' and node ~= '0' and not string.match(node, '^[1-9]%d*$') then
+        return redis.error_reply('ERR settle: bad node ' .. node)
     end
-    if it.kind == 'r' and (it.x1 == '' or it.x2 == '' or string.sub(it.x1, -3) == '.XQ') then
-        return redis.error_reply('ERR settle: bad replacement')
-    end
-    if it.kind == 'x' and string.sub(it.x1, 1, 1) ~= '"' then
+    if kind == 'r' then
+        local x1 = ARGV[i + 5]
+        if x1 == '' or ARGV[i + 6] == '' or string.sub(x1, -3) == '.XQ' then
+            return redis.error_reply('ERR settle: bad replacement')
+        end
+    elseif kind == 'x' and string.sub(ARGV[i + 5], 1, 1) ~= '"' then
         return redis.error_reply('ERR settle: the reason must be a JSON string')
     end
-    items[#items + 1] = it
 end
 
 -- 1. Which receipts are in my acks sets: one SMISMEMBER per queue (nothing removed yet).
+-- member[rid]: nil until asked, then whether it is (still) in the acks set.
 local groups, gorder = {}, {}
-for _, it in ipairs(items) do
-    local g = groups[it.q]
+for i = 5, NARGV, 8 do
+    local q, rid = ARGV[i], ARGV[i + 1]
+    local g = groups[q]
     if not g then
-        g = { all = {}, seen = {}, member = {} }
-        groups[it.q] = g
-        gorder[#gorder + 1] = it.q
+        g = { all = {}, member = {}, msgs = msgs_key(q) }
+        groups[q] = g
+        gorder[#gorder + 1] = q
     end
-    if not g.seen[it.rid] then
-        g.seen[it.rid] = true
-        g.all[#g.all + 1] = it.rid
+    local member = g.member
+    if member[rid] == nil then
+        member[rid] = false
+        local all = g.all
+        all[#all + 1] = rid
     end
 end
-for _, q in ipairs(gorder) do
+for gi = 1, #gorder do
+    local q = gorder[gi]
     local g = groups[q]
     g.acks = k('__acks__.' .. WORKER .. '.' .. q)
-    local m = smismember(g.acks, g.all)
-    for i, rid in ipairs(g.all) do
-        g.member[rid] = m[i] == 1
+    local all, member = g.all, g.member
+    local m = smismember(g.acks, all)
+    for x = 1, #all do
+        member[all[x]] = m[x] == 1
     end
 end
 
--- 2. Each settlement in order, reading what it needs; writes are buffered.
-for _, it in ipairs(items) do
-    local g = groups[it.q]
-    local removed = g.member[it.rid]
-    g.member[it.rid] = false -- a duplicate in the same batch finds it gone
-    if removed then
-        srem(g.acks, it.rid)
+-- 1b. The fields the completions read, with one HMGET per workflow for all of its
+-- completions in this batch (instead of one per completion): state, nonce and ps (and v,
+-- read by the first read of a workflow), and each node's state and next code. Reads only:
+-- nothing has been written yet, so what `complete` then finds in the cache is what it would
+-- have read itself.
+local cfields, corder = {}, {}
+for i = 4, NARGV, 8 do
+    if ARGV[i] == 'c' then
+        local w = wf(ARGV[i + 3])
+        local fl = cfields[w]
+        if not fl then
+            fl = { 'state', 'nonce', 'ps' }
+            cfields[w] = fl
+            corder[#corder + 1] = w
+        end
+        local node = ARGV[i + 4]
+        fl[#fl + 1] = 's' .. node
+        fl[#fl + 1] = 'x' .. node
     end
-    local msgs = k(it.q .. '.msgs')
-    local kind = it.kind
+end
+for ci = 1, #corder do
+    local w = corder[ci]
+    get(w, cfields[w])
+end
+
+-- 2. Each settlement in order, reading what it needs; writes are buffered.
+for i = 4, NARGV, 8 do
+    local kind, q, rid, wid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local g = groups[q]
+    local removed = g.member[rid]
+    g.member[rid] = false -- a duplicate in the same batch finds it gone
+    if removed then
+        srem(g.acks, rid)
+    end
+    local msgs = g.msgs
     if kind == 'a' then
         if removed then
-            hdel(msgs, it.rid)
+            hdel(msgs, rid)
         end
     elseif kind == 'c' then
-        hdel(msgs, it.rid)
-        complete(wf(it.wid), it.node, rid_nonce(it.rid))
+        hdel(msgs, rid)
+        complete(wf(wid), ARGV[i + 4], rid_nonce(rid))
     elseif kind == 'r' then
         if removed then
-            hdel(msgs, it.rid)
+            hdel(msgs, rid)
             local keep = true
-            if it.wid ~= '' then
-                local w = wf(it.wid)
-                local r = get(w, { 'state', 'nonce', 's' .. it.node, 'm' .. it.node })
+            if wid ~= '' then
+                local node = ARGV[i + 4]
+                local w = wf(wid)
+                local r = get(w, { 'state', 'nonce', 's' .. node, 'm' .. node })
                 local s = r[3]
                 -- Only the node's current message changes its state: a stale copy's retry
                 -- is enqueued (nothing is lost) but not recorded.
-                local current = it.rid == (r[4] or rid_of(w, it.node))
-                if not r[1] or stale(w, rid_nonce(it.rid)) or s ~= 'q' then
+                local current = rid == (r[4] or rid_of(w, node))
+                if not r[1] or stale(w, rid_nonce(rid)) or s ~= 'q' then
                     -- Its workflow is gone, or this node is no longer waiting (done, failed,
                     -- skipped).
                     keep = false
@@ -118,41 +151,42 @@ for _, it in ipairs(items) do
                     -- The workflow stopped while this node ran: its retry never starts.
                     keep = false
                     if current then
-                        set(w, 's' .. it.node, 'k')
+                        set(w, 's' .. node, 'k')
                     end
                 elseif current then
-                    set(w, 'm' .. it.node, it.x2)
+                    set(w, 'm' .. node, ARGV[i + 6])
                 end
             end
             if keep then
-                push(it.x1, it.x2, it.x3)
+                push(ARGV[i + 5], ARGV[i + 6], ARGV[i + 7])
             end
         end
     elseif kind == 'x' then
+        local x1 = ARGV[i + 5]
         if removed then
-            local payload = redis.call('HGET', msgs, it.rid)
+            local payload = redis.call('HGET', msgs, rid)
             typed(msgs, 'hash')
             if payload then
-                local xq = k((string.gsub(it.q, '%.DQ$', '')) .. '.XQ')
-                zadd(xq, NOW_S, it.rid)
-                hset(xq .. '.msgs', it.rid, payload)
-                hdel(msgs, it.rid)
+                local xq = k((string.gsub(q, '%.DQ$', '')) .. '.XQ')
+                zadd(xq, NOW_S, rid)
+                hset(xq .. '.msgs', rid, payload)
+                hdel(msgs, rid)
             end
         end
-        if it.wid ~= '' then
-            fail(wf(it.wid), it.node, it.x1, rid_nonce(it.rid))
+        if wid ~= '' then
+            fail(wf(wid), ARGV[i + 4], x1, rid_nonce(rid))
         else
             -- Undecodable: its receipt still says which node of which submission it is.
-            local node, nonce, wid = parse_rid(it.rid)
+            local node, nonce, pwid = parse_rid(rid)
             if node then
-                fail(wf(wid), node, it.x1, nonce)
+                fail(wf(pwid), node, x1, nonce)
             end
         end
     elseif removed then -- 'q'
-        local there = redis.call('HEXISTS', msgs, it.rid) == 1
+        local there = redis.call('HEXISTS', msgs, rid) == 1
         typed(msgs, 'hash')
         if there then
-            push(it.q, it.rid, nil)
+            push(q, rid, nil)
         end
     end
 end
