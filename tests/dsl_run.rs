@@ -3,77 +3,30 @@
 
 mod support;
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use support::log::{names, pos, ran, record};
 use support::{start, worker};
 use workflow::prelude::*;
 use workflow::WorkflowState;
 
 const T: Duration = Duration::from_secs(10);
 
-/// What ran, in order, per test (each test uses its own tag).
-static RAN: Mutex<Vec<(String, String, Instant)>> = Mutex::new(Vec::new());
-
-fn record(tag: &str, what: String) {
-    RAN.lock()
-        .unwrap()
-        .push((tag.to_owned(), what, Instant::now()));
-}
-
-fn ran(tag: &str) -> Vec<(String, Instant)> {
-    RAN.lock()
-        .unwrap()
-        .iter()
-        .filter(|(t, ..)| t == tag)
-        .map(|(_, what, at)| (what.clone(), *at))
-        .collect()
-}
-
-fn names(tag: &str) -> Vec<String> {
-    ran(tag).into_iter().map(|(what, _)| what).collect()
-}
-
-/// The position of `what` in the order things ran.
-fn pos(order: &[String], what: &str) -> usize {
-    order
-        .iter()
-        .position(|w| w == what)
-        .unwrap_or_else(|| panic!("`{what}` did not run: {order:?}"))
-}
-
 #[actor(queue = "dsl")]
 async fn task1(a: String, b: String, c: String) {
     record("seed", format!("task1({a} {b} {c})"));
 }
-#[actor(queue = "dsl")]
-async fn task2() {
-    record("seed", "task2".into());
+/// task2 .. task8 of the seed: each records its name.
+macro_rules! seed_tasks {
+    ($($name:ident),*) => {$(
+        #[actor(queue = "dsl")]
+        async fn $name() {
+            record("seed", stringify!($name).into());
+        }
+    )*};
 }
-#[actor(queue = "dsl")]
-async fn task3() {
-    record("seed", "task3".into());
-}
-#[actor(queue = "dsl")]
-async fn task4() {
-    record("seed", "task4".into());
-}
-#[actor(queue = "dsl")]
-async fn task5() {
-    record("seed", "task5".into());
-}
-#[actor(queue = "dsl")]
-async fn task6() {
-    record("seed", "task6".into());
-}
-#[actor(queue = "dsl")]
-async fn task7() {
-    record("seed", "task7".into());
-}
-#[actor(queue = "dsl")]
-async fn task8() {
-    record("seed", "task8".into());
-}
+
+seed_tasks!(task2, task3, task4, task5, task6, task7, task8);
 
 /// Records `what` under `tag`.
 #[actor(queue = "dsl")]

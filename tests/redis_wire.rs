@@ -4,33 +4,15 @@
 
 mod support;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::log::{ran, record};
 use support::{broker, eventually, redis_url, start, worker, Cleanup, Resp};
 use workflow::prelude::*;
 use workflow::Message;
 
 const T: Duration = Duration::from_secs(20);
-
-/// What ran, per test tag (the test's namespace).
-static RAN: Mutex<Vec<(String, String, Instant)>> = Mutex::new(Vec::new());
-
-fn record(tag: &str, what: String) {
-    RAN.lock()
-        .unwrap()
-        .push((tag.to_owned(), what, Instant::now()));
-}
-
-fn ran(tag: &str) -> Vec<(String, Instant)> {
-    RAN.lock()
-        .unwrap()
-        .iter()
-        .filter(|(t, ..)| t == tag)
-        .map(|(_, w, at)| (w.clone(), *at))
-        .collect()
-}
 
 #[actor(queue = "rw_in")]
 async fn take(tag: String, n: i64) {

@@ -3,10 +3,10 @@
 
 mod support;
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
+use support::log::{names, pos, ran, record};
 use support::{broker, eventually, redis_url, start, worker, Cleanup, Resp};
 use workflow::prelude::*;
 use workflow::{
@@ -15,34 +15,6 @@ use workflow::{
 };
 
 const T: Duration = Duration::from_secs(20);
-
-static RAN: Mutex<Vec<(String, String, Instant)>> = Mutex::new(Vec::new());
-
-fn record(tag: &str, what: String) {
-    RAN.lock()
-        .unwrap()
-        .push((tag.to_owned(), what, Instant::now()));
-}
-
-fn ran(tag: &str) -> Vec<(String, Instant)> {
-    RAN.lock()
-        .unwrap()
-        .iter()
-        .filter(|(t, ..)| t == tag)
-        .map(|(_, w, at)| (w.clone(), *at))
-        .collect()
-}
-
-fn names(tag: &str) -> Vec<String> {
-    ran(tag).into_iter().map(|(w, _)| w).collect()
-}
-
-fn pos(order: &[String], what: &str) -> usize {
-    order
-        .iter()
-        .position(|w| w == what)
-        .unwrap_or_else(|| panic!("`{what}` did not run: {order:?}"))
-}
 
 #[actor(queue = "rwf")]
 async fn step(tag: String, name: String) {

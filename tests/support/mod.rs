@@ -7,6 +7,7 @@
 //! the binary exits (set `WF_TEST_PRIVATE_REDIS=1` to use one even if 6379 answers).
 #![allow(dead_code)]
 
+pub mod log;
 pub mod trees;
 
 use std::future::Future;
