@@ -63,11 +63,13 @@ def scripts():
     script is prefix + own file."""
     rs = read("workflow-runtime/src/broker/redis/scripts.rs")
     out = {}
-    for kind, name in re.findall(r'Script::new\((\w+)!\("(\w+)\.lua"\)\)', rs):
+    for kind, files in re.findall(r'Script::new\((\w+)!\(((?:"\w+\.lua",?\s*)+)\)\)', rs):
         if kind not in PREFIXES:
             raise SystemExit(f"scripts.rs: unknown macro {kind}!")
+        *more, name = re.findall(r'"(\w+)\.lua"', files)
         try:
-            prefix = "".join(read(f"workflow-runtime/lua/{p}.lua") + "\n" for p in PREFIXES[kind])
+            prefix = "".join(read(f"workflow-runtime/lua/{p}.lua") + "\n"
+                             for p in PREFIXES[kind] + more)
             out[name] = (prefix, read(f"workflow-runtime/lua/{name}.lua"))
         except (OSError, subprocess.CalledProcessError):
             continue

@@ -113,7 +113,7 @@
 pub use workflow_macros::actor;
 pub use workflow_macros::{chain, delay, group, workflow};
 pub use workflow_runtime::actor::{ActorEntry, Registry, TaskError};
-pub use workflow_runtime::broker::{self, Broker, Delivery, QueueStats, Settlement};
+pub use workflow_runtime::broker::{self, Broker, Delivery, QueueStats, Room, Settled, Settlement};
 pub use workflow_runtime::error::{Error, Result};
 pub use workflow_runtime::message::{self, Message, TypedMessage, WorkflowRef};
 pub use workflow_runtime::worker::{shutdown_signal, Worker};

@@ -10,7 +10,7 @@ use support::log::{names, pos, ran, record};
 use support::{broker, eventually, redis_url, start, worker, Cleanup, Resp};
 use workflow::prelude::*;
 use workflow::{
-    Chain, Delivery, Error, Group, Message, NodeState, RedisBroker, Settlement, Workflow,
+    Chain, Delivery, Error, Group, Message, NodeState, RedisBroker, Room, Settlement, Workflow,
     WorkflowState,
 };
 
@@ -646,7 +646,7 @@ async fn tasks_of_a_stopped_workflow_held_by_a_dead_worker_never_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_workflow_that_is_gone_starts_no_retry_and_hands_out_nothing() {
+async fn a_workflow_that_is_gone_starts_no_retry_and_its_completions_change_nothing() {
     let b = broker().await;
     let _clean = Cleanup::new(b.namespace());
     let mut r = Resp::connect(&redis_url());
@@ -667,7 +667,11 @@ async fn a_workflow_that_is_gone_starts_no_retry_and_hands_out_nothing() {
     .unwrap();
     let s = b.queue_stats("rwg").await.unwrap();
     assert_eq!((s.ready, s.delayed, s.in_flight), (1, 0, 0), "no retry");
-    assert!(b.fetch("rwg", 10).await.unwrap().is_empty(), "b is dropped");
+    // Taking a message reads only stopped workflows (ns:__wf_stopped__), so b's message is
+    // handed out; its completion finds no workflow and writes none.
+    let b_msg = b.fetch("rwg", 10).await.unwrap();
+    assert_eq!(actors(&b_msg), ["b"]);
+    b.settle(&[complete(&b_msg[0])]).await.unwrap();
     assert_eq!(b.queue_stats("rwg").await.unwrap(), Default::default());
     assert!(r.keys(&format!("{}:wf:*", b.namespace())).is_empty());
 }
@@ -692,8 +696,8 @@ async fn messages_of_an_earlier_workflow_with_the_same_id_change_nothing() {
     b.submit_workflow(pair("a_new", "b_new").plan_with_id(id.clone()).unwrap())
         .await
         .unwrap();
-    // An old completion does not complete the new workflow's node 0; an old message given
-    // back is not handed out again.
+    // An old completion does not complete the new workflow's node 0; nor does an old message
+    // given back (taking messages reads only stopped workflows, so it is handed out again).
     b.settle(&[
         complete(&old[0]),
         Settlement::Requeue {
@@ -706,8 +710,12 @@ async fn messages_of_an_earlier_workflow_with_the_same_id_change_nothing() {
     let st = b.workflow_status(&id).await.unwrap();
     assert_eq!(states(&st), [NodeState::Queued, NodeState::Queued]);
     assert_eq!(r.cmd(&["HGET", &wf_key(&b, &id), "j0"]).int(), 2);
-    let new = b.fetch("rwn", 10).await.unwrap();
-    assert_eq!(actors(&new), ["a_new", "b_new"]);
+    let mut new = b.fetch("rwn", 10).await.unwrap();
+    assert_eq!(actors(&new), ["a_new", "b_new", "b_old"]);
+    b.settle(&[complete(&new.pop().unwrap())]).await.unwrap();
+    let st = b.workflow_status(&id).await.unwrap();
+    assert_eq!(states(&st), [NodeState::Running, NodeState::Running]);
+    assert_eq!(r.cmd(&["HGET", &wf_key(&b, &id), "j0"]).int(), 2);
     b.settle(&new.iter().map(complete).collect::<Vec<_>>())
         .await
         .unwrap();
@@ -1179,7 +1187,7 @@ async fn the_state_of_an_unknown_layout_is_refused_with_its_version() {
         .await
         .unwrap();
     let key = wf_key(&b, h.id());
-    assert_eq!(r.cmd(&["HGET", &key, "v"]).text(), "2");
+    assert_eq!(r.cmd(&["HGET", &key, "v"]).text(), "3");
     let got = b.fetch("rwv", 1).await.unwrap();
     b.settle(&[Settlement::Requeue {
         queue: got[0].queue.clone(),
@@ -1187,21 +1195,34 @@ async fn the_state_of_an_unknown_layout_is_refused_with_its_version() {
     }])
     .await
     .unwrap();
-    for (v, says) in [(Some("3"), "layout v3"), (None, "no version field")] {
+    for (v, says) in [
+        (Some("2"), "layout v2"),
+        (Some("4"), "layout v4"),
+        (None, "no version field"),
+    ] {
         match v {
             Some(v) => r.cmd(&["HSET", &key, "v", v]),
             None => r.cmd(&["HDEL", &key, "v"]),
         };
         let refused = |e: workflow::Error| {
             let e = e.to_string();
-            assert!(e.contains(says) && e.contains("v2"), "{e}");
+            assert!(e.contains(says) && e.contains("reads v3"), "{e}");
         };
         refused(b.workflow_status(h.id()).await.unwrap_err());
         refused(b.workflow_state(h.id()).await.unwrap_err());
         refused(b.cancel_workflow(h.id()).await.unwrap_err());
         refused(b.settle(&[complete(&got[0])]).await.unwrap_err());
-        // A fetch refuses it too, and leaves the queue as it was.
-        refused(b.fetch("rwv", 10).await.unwrap_err());
+        // A fetch does not read running workflows: it hands the message out, and its
+        // completion is refused, changing nothing; given back, it is where it was.
+        let taken = b.fetch("rwv", 10).await.unwrap();
+        assert_eq!(actors(&taken), ["a"]);
+        refused(b.settle(&[complete(&taken[0])]).await.unwrap_err());
+        b.settle(&[Settlement::Requeue {
+            queue: taken[0].queue.clone(),
+            receipt: taken[0].receipt.clone(),
+        }])
+        .await
+        .unwrap();
         assert_eq!(
             r.cmd(&["LRANGE", &format!("{ns}:rwv"), "0", "-1"]).texts(),
             [got[0].receipt.clone()]
@@ -1211,8 +1232,119 @@ async fn the_state_of_an_unknown_layout_is_refused_with_its_version() {
             .unwrap();
         refused(b.submit_workflow(plan).await.unwrap_err());
     }
-    r.cmd(&["HSET", &key, "v", "2"]);
+    r.cmd(&["HSET", &key, "v", "3"]);
     let again = b.fetch("rwv", 10).await.unwrap();
     b.settle(&[complete(&again[0])]).await.unwrap();
     assert_eq!(actors(&b.fetch("rwv", 10).await.unwrap()), ["b"]);
+}
+
+fn room(queue: &str, max: usize) -> Room {
+    Room {
+        queue: queue.into(),
+        max,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_hands_the_next_step_to_a_worker_with_room() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let q = "rwt";
+    let one = Workflow::chain([raw(q, "a"), raw(q, "b"), raw(q, "c")])
+        .run(&b)
+        .await
+        .unwrap();
+    let a = b.fetch(q, 1).await.unwrap();
+    assert_eq!(actors(&a), ["a"]);
+
+    // The queue is empty: b goes to the worker without passing through it.
+    let s = b
+        .settle_and_take(&[complete(&a[0])], &[room(q, 4)])
+        .await
+        .unwrap();
+    assert_eq!(actors(&s.taken), ["b"]);
+    assert_eq!(&*s.taken[0].queue, q);
+    assert!(s.ready.is_empty(), "{:?}", s.ready);
+    let st = b.queue_stats(q).await.unwrap();
+    assert_eq!((st.ready, st.in_flight), (0, 1));
+    use NodeState::*;
+    assert_eq!(
+        states(&one.status().await.unwrap()),
+        [Done, Running, Waiting]
+    );
+
+    // No room offered: c is queued, as by `settle`.
+    let s = b
+        .settle_and_take(&[complete(&s.taken[0])], &[])
+        .await
+        .unwrap();
+    assert!(s.taken.is_empty());
+    assert_eq!(s.ready, [q]);
+
+    // The queue is not empty: the worker gets its head, as a fetch would, up to the room.
+    let two = Workflow::chain([raw(q, "d"), raw(q, "e")])
+        .run(&b)
+        .await
+        .unwrap();
+    let cd = b.fetch(q, 2).await.unwrap();
+    assert_eq!(actors(&cd), ["c", "d"]);
+    b.enqueue(Message::new(q, "p", vec![]), None).await.unwrap();
+    let s = b
+        .settle_and_take(&[complete(&cd[1])], &[room(q, 1)])
+        .await
+        .unwrap();
+    assert_eq!(actors(&s.taken), ["p"]);
+    assert_eq!(s.ready, [q], "e is left for others");
+    // A batch that enqueues nothing takes nothing.
+    let s = b
+        .settle_and_take(
+            &[
+                complete(&cd[0]),
+                Settlement::Ack {
+                    queue: s.taken[0].queue.clone(),
+                    receipt: s.taken[0].receipt.clone(),
+                },
+            ],
+            &[room(q, 5)],
+        )
+        .await
+        .unwrap();
+    assert!(s.taken.is_empty());
+    assert_eq!(one.status().await.unwrap().state, WorkflowState::Succeeded);
+    let e = b.fetch(q, 5).await.unwrap();
+    assert_eq!(actors(&e), ["e"]);
+    b.settle(&[complete(&e[0])]).await.unwrap();
+    assert_eq!(two.status().await.unwrap().state, WorkflowState::Succeeded);
+    assert_eq!(b.queue_stats(q).await.unwrap(), Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_workflows_message_given_back_is_dropped_when_taken() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    let ns = b.namespace().to_owned();
+    let mut r = Resp::connect(&redis_url());
+    let h = Workflow::from(Group::new().with(raw("rwk", "a")).with(raw("rwk", "b")))
+        .run(&b)
+        .await
+        .unwrap();
+    let got = b.fetch("rwk", 10).await.unwrap();
+    assert!(h.cancel().await.unwrap());
+    use NodeState::*;
+    // Taken nodes run to their end; the cancelled workflow is listed as stopped.
+    assert_eq!(states(&h.status().await.unwrap()), [Running, Running]);
+    // (scored by when its state expires)
+    let until = r.cmd(&["ZSCORE", &format!("{ns}:__wf_stopped__"), h.id()]);
+    assert!(until.int() > 0);
+    b.settle(&[Settlement::Requeue {
+        queue: got[1].queue.clone(),
+        receipt: got[1].receipt.clone(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(b.queue_stats("rwk").await.unwrap().ready, 1);
+    // Given back, b is not handed out again, and its node is skipped.
+    assert!(b.fetch("rwk", 10).await.unwrap().is_empty());
+    assert_eq!(states(&h.status().await.unwrap()), [Running, Skipped]);
+    assert_eq!(r.cmd(&["HLEN", &format!("{ns}:rwk.msgs")]).int(), 1);
 }

@@ -1,4 +1,5 @@
-//! Settlements the broker keeps rejecting do not hold back the others.
+//! Settlements the broker keeps rejecting do not hold back the others; messages the broker
+//! hands back with a settlement run within the room offered, and go back if the worker stops.
 
 mod support;
 
@@ -10,7 +11,10 @@ use support::{eventually, start, worker};
 use workflow::broker::BoxFuture;
 use workflow::engine::Plan;
 use workflow::prelude::*;
-use workflow::{Delivery, Error, Message, QueueStats, Result, Settlement, WorkflowStatus};
+use workflow::{
+    Delivery, Error, Message, QueueStats, Result, Room, Settled, Settlement, Workflow,
+    WorkflowState, WorkflowStatus,
+};
 
 /// A memory broker that refuses, for good, to settle the message with argument 0.
 #[derive(Clone, Default)]
@@ -81,4 +85,147 @@ async fn a_rejected_settlement_does_not_block_the_rest_of_its_batch() {
     w.stop().await;
     // The rejected one stays in flight, to be delivered again by the broker's recovery.
     assert_eq!(broker.queue_stats("picky").await.unwrap().in_flight, 1);
+}
+
+/// A memory broker that, like the Redis one, hands back messages of the queues a settlement
+/// pushed onto, within the room offered. While `gated`, each settlement waits for a permit.
+#[derive(Clone)]
+struct Handing {
+    inner: MemoryBroker,
+    gated: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::Arc<AtomicUsize>,
+    handed: std::sync::Arc<AtomicUsize>,
+    max_room: std::sync::Arc<AtomicUsize>,
+}
+
+impl Default for Handing {
+    fn default() -> Self {
+        Handing {
+            inner: MemoryBroker::new(),
+            gated: Default::default(),
+            gate: std::sync::Arc::new(tokio::sync::Semaphore::new(0)),
+            waiting: Default::default(),
+            handed: Default::default(),
+            max_room: Default::default(),
+        }
+    }
+}
+
+impl Broker for Handing {
+    fn enqueue(&self, message: Message, delay: Option<Duration>) -> BoxFuture<'_, Result<()>> {
+        self.inner.enqueue(message, delay)
+    }
+    fn fetch<'a>(&'a self, queue: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<Delivery>>> {
+        self.inner.fetch(queue, max)
+    }
+    fn settle<'a>(&'a self, batch: &'a [Settlement]) -> BoxFuture<'a, Result<Vec<String>>> {
+        self.inner.settle(batch)
+    }
+    fn settle_and_take<'a>(
+        &'a self,
+        batch: &'a [Settlement],
+        room: &'a [Room],
+    ) -> BoxFuture<'a, Result<Settled>> {
+        Box::pin(async move {
+            if self.gated.load(SeqCst) {
+                self.waiting.fetch_add(1, SeqCst);
+                self.gate.acquire().await.unwrap().forget();
+            }
+            let ready = self.inner.settle(batch).await?;
+            let mut taken = Vec::new();
+            for r in room {
+                self.max_room.fetch_max(r.max, SeqCst);
+                if ready.iter().any(|q| **q == *r.queue) {
+                    let got = self.inner.fetch(&r.queue, r.max).await?;
+                    self.handed.fetch_add(got.len(), SeqCst);
+                    taken.extend(got);
+                }
+            }
+            Ok(Settled { ready, taken })
+        })
+    }
+    fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>> {
+        self.inner.queue_stats(queue)
+    }
+    fn wait_for_work<'a>(&'a self, queues: &'a [String], timeout: Duration) -> BoxFuture<'a, ()> {
+        self.inner.wait_for_work(queues, timeout)
+    }
+    fn submit_workflow(&self, plan: Plan) -> BoxFuture<'_, Result<()>> {
+        self.inner.submit_workflow(plan)
+    }
+    fn workflow_status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<WorkflowStatus>> {
+        self.inner.workflow_status(id)
+    }
+    fn cancel_workflow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>> {
+        self.inner.cancel_workflow(id)
+    }
+}
+
+static LINKS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static GATED_LINKS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+#[actor(queue = "hand")]
+async fn link(n: u32) {
+    LINKS.lock().unwrap().push(n);
+}
+
+#[actor(queue = "hand_gated")]
+async fn gated_link(n: u32) {
+    GATED_LINKS.lock().unwrap().push(n);
+}
+
+#[tokio::test]
+async fn messages_handed_back_with_a_settlement_run_within_the_room() {
+    let broker = Handing::default();
+    let h = Workflow::chain((0..20).map(link::message))
+        .run(&broker)
+        .await
+        .unwrap();
+    let w = start(worker(broker.clone(), &["hand"]).concurrency(1).prefetch(2));
+    eventually(Duration::from_secs(10), "the chain to finish", || async {
+        h.status().await.unwrap().state == WorkflowState::Succeeded
+    })
+    .await;
+    w.stop().await;
+    assert_eq!(*LINKS.lock().unwrap(), (0..20).collect::<Vec<_>>());
+    // Each step after the first was handed back with the previous one's settlement.
+    assert_eq!(broker.handed.load(SeqCst), 19);
+    assert!(
+        broker.max_room.load(SeqCst) <= 2,
+        "room beyond the prefetch"
+    );
+    assert_eq!(
+        broker.queue_stats("hand").await.unwrap(),
+        Default::default()
+    );
+}
+
+#[tokio::test]
+async fn messages_handed_back_while_the_worker_stops_go_back_to_the_queue() {
+    let broker = Handing::default();
+    broker.gated.store(true, SeqCst);
+    let h = Workflow::chain((0..3).map(gated_link::message))
+        .run(&broker)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(
+        worker(broker.clone(), &["hand_gated"]).run_until(async move {
+            let _ = stopped.await;
+        }),
+    );
+    // Step 0 ran; its settlement (which would hand back step 1) waits at the gate.
+    eventually(Duration::from_secs(10), "step 0's settlement", || async {
+        broker.waiting.load(SeqCst) == 1
+    })
+    .await;
+    let _ = stop.send(());
+    broker.gate.add_permits(1000);
+    run.await.unwrap().unwrap();
+    assert_eq!(*GATED_LINKS.lock().unwrap(), [0]);
+    assert!(broker.handed.load(SeqCst) >= 1, "step 1 was handed back");
+    let s = broker.queue_stats("hand_gated").await.unwrap();
+    assert_eq!((s.ready, s.in_flight), (1, 0), "step 1 is queued again");
+    assert_eq!(h.status().await.unwrap().state, WorkflowState::Running);
 }

@@ -15,8 +15,9 @@
 -- type) must fail before its first write, or with it: it then changes nothing, and can be
 -- sent again.
 --
--- Layout of a workflow (all fields of one hash `ns:wf:{<id>}`), version 2:
---   v               layout version: "2". Every script that reads a workflow refuses, with an
+-- Stopped workflows are also in the zset `ns:__wf_stopped__` until their hash expires.
+-- Layout of a workflow (all fields of one hash `ns:wf:{<id>}`), version 3:
+--   v               layout version: "3". Every script that reads a workflow refuses, with an
 --                   error naming the version, a hash of another layout (or of none).
 --   state           running | succeeded | failed | cancelled (no TTL while running;
 --                   PEXPIRE ret once finished)
@@ -29,7 +30,8 @@
 --                   decimal, all of the same width (#ai / n), so node i's is at i * width
 --   t<i>            template of task i: "<queue>\t<delay ms>\t<message_id JSON>\t<body>"
 --                   where body is the message JSON from "actor_name" to the inside of
---                   "options", open (no closing brace); `build` adds the rest
+--                   "options", open (no closing brace); `build` adds the rest. Absent for a
+--                   task whose template is in the next code that starts it ("S" below)
 --   x<i>            next code of task i (what its completion does)
 --   s<i>            node state: q (started: its current message is on a queue or delay queue,
 --                   or taken by a worker: "running" is not stored but derived when the status
@@ -46,7 +48,9 @@
 --                   resume.lua). A workflow with `ps` is also in the zset `ns:__wf_pending__`
 --                   (scored by the time of its last progress, ms), which heartbeats work
 --                   through, so that nothing depends on a client staying alive.
--- Next codes: "e" (end), "j<j>" (count down join j), "s<ranges>" (start these tasks, "a-b,c").
+-- Next codes: "e" (end), "j<j>" (count down join j), "s<ranges>" (start these tasks, "a-b,c"),
+-- "S<k>\t<template>" (start task k, the only task of its start set and started from nowhere
+-- else, whose template this is; one field read fewer per step of a chain).
 -- Receipts (redis_message_id) of workflow messages: "<node>:<nonce>@<id>" for the first
 -- enqueue, "<node>:<nonce>.<uuid>@<id>" for re-enqueues (made by Rust from the old receipt),
 -- "s:<nonce>@<id>" / "f:<nonce>@<id>" for the handlers (plain messages, never looked up).
@@ -60,7 +64,7 @@ if type(NS) ~= 'string' or NS == '' or type(NOW_S) ~= 'string' or not string.mat
 end
 local NOW = tonumber(NOW_S)
 local CHUNK = 2000 -- arguments per variadic call, well below Lua's unpack limit
-local LAYOUT = '2' -- the layout version of workflow hashes (field v) these scripts read
+local LAYOUT = '3' -- the layout version of workflow hashes (field v) these scripts read
 
 local function raise(msg)
     error(redis.error_reply(msg))
@@ -267,22 +271,52 @@ local function write_hash(key)
     call_chunked('HSET', key, sets)
 end
 
--- Checks the type of every key to be written, then writes everything.
+-- Forgets the buffered writes (after an error: nothing of them is to be written).
+local function discard()
+    KEYOPS = {}
+    H, H_ORDER, S, S_ORDER, Z, Z_ORDER = {}, {}, {}, {}, {}, {}
+    L, L_ORDER, TTL, TTL_ORDER = {}, {}, {}, {}
+end
+
+local function write_set(key)
+    local a = S[key]
+    local adds, rems = {}, {}
+    for _, m in ipairs(a.order) do
+        if a.v[m] then
+            adds[#adds + 1] = m
+        else
+            rems[#rems + 1] = m
+        end
+    end
+    call_chunked('SREM', key, rems)
+    call_chunked('SADD', key, adds)
+end
+
+-- Checks the type of every key to be written, then writes everything, and empties the
+-- buffers (a script may go on reading and flush again).
 local function flush()
-    -- One key of unknown type (a list, else a hash) is checked by writing to it first: a
-    -- command on a key of another type fails without writing, so if that fails, nothing was
-    -- written. (A TYPE less on the hot path.)
-    local first, first_is_list
+    -- One key of unknown type (a list, else a hash, else a set) is checked by writing to it
+    -- first: a command on a key of another type fails without writing, so if that fails,
+    -- nothing was written. (A TYPE less on the hot path.)
+    local first, first_kind
     for _, key in ipairs(L_ORDER) do
         if not TYPES[key] then
-            first, first_is_list = key, true
+            first, first_kind = key, 'list'
             break
         end
     end
     if not first then
         for _, key in ipairs(H_ORDER) do
             if not TYPES[key] then
-                first = key
+                first, first_kind = key, 'hash'
+                break
+            end
+        end
+    end
+    if not first then
+        for _, key in ipairs(S_ORDER) do
+            if not TYPES[key] then
+                first, first_kind = key, 'set'
                 break
             end
         end
@@ -293,7 +327,9 @@ local function flush()
         end
     end
     for _, key in ipairs(S_ORDER) do
-        expect(key, 'set')
+        if key ~= first then
+            expect(key, 'set')
+        end
     end
     for _, key in ipairs(Z_ORDER) do
         expect(key, 'zset')
@@ -303,10 +339,15 @@ local function flush()
             expect(key, 'list')
         end
     end
-    if first_is_list then
+    if first_kind == 'list' then
         call_chunked('RPUSH', first, L[first].order)
-    elseif first then
+    elseif first_kind == 'hash' then
         write_hash(first)
+    elseif first_kind == 'set' then
+        write_set(first)
+    end
+    if first then
+        TYPES[first] = first_kind
     end
     -- From here on nothing can fail.
     for _, op in ipairs(KEYOPS) do
@@ -317,22 +358,14 @@ local function flush()
         end
     end
     for _, key in ipairs(H_ORDER) do
-        if first_is_list or key ~= first then
+        if key ~= first then
             write_hash(key)
         end
     end
     for _, key in ipairs(S_ORDER) do
-        local a = S[key]
-        local adds, rems = {}, {}
-        for _, m in ipairs(a.order) do
-            if a.v[m] then
-                adds[#adds + 1] = m
-            else
-                rems[#rems + 1] = m
-            end
+        if key ~= first then
+            write_set(key)
         end
-        call_chunked('SREM', key, rems)
-        call_chunked('SADD', key, adds)
     end
     for _, key in ipairs(Z_ORDER) do
         local a = Z[key]
@@ -350,7 +383,7 @@ local function flush()
         call_chunked('ZADD', key, adds)
     end
     for _, key in ipairs(L_ORDER) do
-        if not first_is_list or key ~= first then
+        if key ~= first then
             call_chunked('RPUSH', key, L[key].order)
         end
     end
@@ -361,6 +394,7 @@ local function flush()
             redis.call('PEXPIRE', key, TTL[key])
         end
     end
+    discard()
 end
 
 -- ---- Queues ----
@@ -403,6 +437,10 @@ end
 
 -- The zset of workflows with start sets left to start (see `ps` above).
 local PENDING = NS .. ':__wf_pending__'
+-- The zset of stopped (failed or cancelled) workflows, scored by when their hash expires (ms):
+-- taking a message checks its workflow here, with one ZMSCORE per batch, and reads the hash of
+-- only those found (see take.lua). Entries past their score are removed by heartbeats.
+local STOPPED = NS .. ':__wf_stopped__'
 
 -- ---- Workflow hashes, read once per script and written back by flush ----
 

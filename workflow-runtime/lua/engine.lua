@@ -178,6 +178,21 @@ local function start(w, spec, skip)
     end
 end
 
+-- Starts the one task of a code "S<k>\t<template>", which carries its template. Always (it
+-- counts against the budget but is never left for later: its template is nowhere else).
+local function start_one(w, code)
+    local name, tpl = string.match(code, '^S(%d+)\t(.+)$')
+    if not name then
+        raise('ERR workflow ' .. w.id .. ': corrupt next code ' .. string.sub(code, 1, 20))
+    end
+    START_LEFT = START_LEFT - 1
+    w.started = true
+    local rid = rid_of(w, name)
+    local q, payload = build(tpl, rid, nil)
+    push(q, rid, payload)
+    set(w, 's' .. name, 'q')
+end
+
 -- Goes on starting the pending start sets of a running workflow, within the budget (but at
 -- least one task if this call started none of it yet).
 local function resume(w)
@@ -336,6 +351,9 @@ local function finish(w, state, failure)
             push(q, rid, payload)
         end
     else
+        -- Until its hash expires, messages of its nodes that are still around are dropped
+        -- when taken (those the sweep below does not reach, or that a worker held).
+        zadd(STOPPED, string.format('%.0f', NOW + ret), w.id)
         sweep(w, 0)
         if state == 'failed' and r[3] then
             local rid = rid_of(w, 'f')
@@ -365,6 +383,9 @@ local function follow(w, nx)
             nx = r[2]
         elseif c == 's' then
             start(w, string.sub(nx, 2), 0)
+            return
+        elseif c == 'S' then
+            start_one(w, nx)
             return
         elseif nx == 'e' then
             finish(w, 'succeeded', nil)

@@ -2,8 +2,8 @@
 -- expires old dead letters (dramatiq's maintenance, for the queues this worker consumes) and
 -- claims workflows whose start sets are left to start. Included after common.lua.
 -- KEYS: none; keys are built from the namespace (ns:__heartbeats__, ns:__acks__.<w>.Q, ns:Q,
---   ns:Q.msgs, ns:X.XQ, ns:X.XQ.msgs, ns:__wf_pending__, and the hashes of workflows whose
---   nodes come back).
+--   ns:Q.msgs, ns:X.XQ, ns:X.XQ.msgs, ns:__wf_pending__, ns:__wf_stopped__, and the hashes of
+--   workflows whose nodes come back).
 -- ARGV[1]: namespace; ARGV[2]: now (ms); ARGV[3]: worker id; ARGV[4]: heartbeat timeout (ms):
 --   a worker whose heartbeat is older is dead; ARGV[5]: dead message TTL (ms);
 -- ARGV[6]: offset: where the page of dead workers looked at in this call starts (0 at first,
@@ -189,4 +189,8 @@ end
 
 zadd(hb, NOW_S, worker)
 flush()
+-- Stopped workflows whose hash has expired (harmless to leave if this is not reached).
+if writable(STOPPED, 'zset') then
+    redis.call('ZREMRANGEBYSCORE', STOPPED, '-inf', '(' .. NOW_S)
+end
 return { dead, recovered, WOKE_ORDER, next_offset, more, due }

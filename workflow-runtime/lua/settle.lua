@@ -1,9 +1,15 @@
--- settle.lua: settles a batch of fetched messages in one atomic call (the hot path).
--- Included after common.lua and engine.lua.
+-- settle.lua: settles a batch of fetched messages in one atomic call (the hot path), and hands
+-- the worker the next messages of the queues it pushed onto, if the worker has room for them.
+-- Included after common.lua, engine.lua and take.lua.
 -- KEYS: none (see common.lua).
 -- ARGV[1]: namespace; ARGV[2]: now (ms); ARGV[3]: worker id (whose acks sets hold the receipts).
--- ARGV[4..]: the settlements, 8 values each: kind, queue (as fetched: X or X.DQ), receipt,
---   workflow id ("" if none), node ("" if none), x1, x2, x3, where kind is
+-- ARGV[4]: r, the number of queues the worker has room in; ARGV[5 .. 4 + 2r]: queue, room, ...
+--   (exact ready queues, not X.DQ; room 1..1000): after settling, for each of these queues
+--   that this call pushed onto, up to `room` messages are taken for the worker (as fetch.lua
+--   does; a message that this call pushed onto a queue that was empty goes to the worker
+--   directly, without passing through the queue).
+-- ARGV[5 + 2r ..]: the settlements, 8 values each: kind, queue (as fetched: X or X.DQ),
+--   receipt, workflow id ("" if none), node ("" if none), x1, x2, x3, where kind is
 --   a  ack:         if the receipt left my acks set, drop the message
 --   c  complete:    drop the message and complete the node (idempotent)
 --   r  replace:     if it left my acks set: drop it and enqueue x3 (payload) with receipt x2
@@ -17,11 +23,16 @@
 --                   without one (the worker could not decode the message), the node its
 --                   receipt names if the receipt is of a workflow node (see parse_rid)
 --   q  requeue:     if it left my acks set and its payload exists, push it back to the end
--- Returns: { exact queues (X or X.DQ) onto which messages were pushed, { id, node, ... } of
---   workflows that stopped and have nodes left to skip (from that node on), ids of workflows
---   with tasks left to start } (see `report` in engine.lua).
+-- Returns: { exact queues (X or X.DQ) onto which messages were pushed and that may still hold
+--   some (not those the worker was handed everything of), { id, node, ... } of workflows that
+--   stopped and have nodes left to skip (from that node on), ids of workflows with tasks left
+--   to start (see `report` in engine.lua), queue, receipt, payload, ... of the messages handed
+--   to the worker (now in its acks sets, as if fetched), the queues of ARGV[5..] that this call
+--   left empty }.
 -- Every settlement is safe to apply twice: the worker re-sends a batch after an error. A batch
--- that fails (a key of the wrong type, corrupt workflow data) changes nothing.
+-- that fails (a key of the wrong type, corrupt workflow data) changes nothing. Taking messages
+-- comes after the settlements are written and cannot make the call fail: if it fails, the
+-- messages stay on their queue, which is reported as pushed onto.
 
 local WORKER = ARGV[3]
 if type(WORKER) ~= 'string' or WORKER == '' then
@@ -30,12 +41,29 @@ end
 
 local KINDS = { a = true, c = true, r = true, x = true, q = true }
 local NARGV = #ARGV
-if (NARGV - 3) % 8 ~= 0 then
+local NROOM = tonumber(ARGV[4])
+if not NROOM or NROOM < 0 or NROOM ~= math.floor(NROOM) or 4 + 2 * NROOM > NARGV then
+    return redis.error_reply('ERR settle: bad room count')
+end
+local ROOM, ROOM_ORDER = {}, {}
+for i = 5, 4 + 2 * NROOM, 2 do
+    local q, room = ARGV[i], tonumber(ARGV[i + 1])
+    if q == '' or string.find(q, '%.[DX]Q$') or not room or room < 1 or room > 1000
+        or room ~= math.floor(room) then
+        return redis.error_reply('ERR settle: bad room ' .. q)
+    end
+    if not ROOM[q] then
+        ROOM_ORDER[#ROOM_ORDER + 1] = q
+    end
+    ROOM[q] = room
+end
+local FIRST = 5 + 2 * NROOM -- the first settlement's first argument
+if (NARGV - FIRST + 1) % 8 ~= 0 then
     return redis.error_reply('ERR settle: settlements take 8 arguments each')
 end
 -- Settlements are read from ARGV where they are (settlement i at ARGV[i .. i + 7]): no table
 -- per settlement. Validated all before anything is read or written.
-for i = 4, NARGV, 8 do
+for i = FIRST, NARGV, 8 do
     local kind, q, rid, wid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     if not KINDS[kind] then
         return redis.error_reply('ERR settle: unknown settlement kind ' .. kind)
@@ -63,7 +91,7 @@ end
 -- 1. Which receipts are in my acks sets: one SMISMEMBER per queue (nothing removed yet).
 -- member[rid]: nil until asked, then whether it is (still) in the acks set.
 local groups, gorder = {}, {}
-for i = 5, NARGV, 8 do
+for i = FIRST + 1, NARGV, 8 do
     local q, rid = ARGV[i], ARGV[i + 1]
     local g = groups[q]
     if not g then
@@ -95,7 +123,7 @@ end
 -- nothing has been written yet, so what `complete` then finds in the cache is what it would
 -- have read itself.
 local cfields, corder = {}, {}
-for i = 4, NARGV, 8 do
+for i = FIRST, NARGV, 8 do
     if ARGV[i] == 'c' then
         local w = wf(ARGV[i + 3])
         local fl = cfields[w]
@@ -115,7 +143,7 @@ for ci = 1, #corder do
 end
 
 -- 2. Each settlement in order, reading what it needs; writes are buffered.
-for i = 4, NARGV, 8 do
+for i = FIRST, NARGV, 8 do
     local kind, q, rid, wid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local g = groups[q]
     local removed = g.member[rid]
@@ -191,6 +219,78 @@ for i = 4, NARGV, 8 do
     end
 end
 
--- 3. Check every key to be written, then write.
+-- 3. The worker's next messages, from the queues it has room in that were pushed onto. A
+-- queue that was empty gets nothing of this call's messages for it: they go straight to the
+-- worker (their payloads are written, and their receipts to the worker's acks set, as if
+-- fetched), in order, up to the room.
+local given, direct = {}, {}
+for _, q in ipairs(ROOM_ORDER) do
+    local pushed = L[k(q)]
+    if pushed and WOKE[q] then
+        local len = redis.pcall('LLEN', k(q))
+        if type(len) == 'number' then
+            typed(k(q), 'list')
+            if len == 0 then
+                local hm = H[msgs_key(q)]
+                local acks = k('__acks__.' .. WORKER .. '.' .. q)
+                local rest, n, room = {}, 0, ROOM[q]
+                for _, rid in ipairs(pushed.order) do
+                    local p = hm and hm.v[rid]
+                    if #rest == 0 and n < room and p then
+                        sadd(acks, rid)
+                        given[#given + 1] = q
+                        given[#given + 1] = rid
+                        given[#given + 1] = p
+                        n = n + 1
+                    else
+                        rest[#rest + 1] = rid
+                    end
+                end
+                pushed.order = rest
+                direct[q] = #rest == 0 and 'all' or 'some'
+            end
+        end
+    end
+end
+-- Payloads this call writes, by queue, for `take` not to read them back.
+local known = {}
+for _, q in ipairs(ROOM_ORDER) do
+    local hm = H[msgs_key(q)]
+    known[q] = hm and hm.v
+end
+
+-- 4. Check every key to be written, then write.
 flush()
-return report()
+
+-- 5. Queues that were not empty: their first messages, after the write.
+local drained, drained_list = {}, {}
+for _, q in ipairs(ROOM_ORDER) do
+    if direct[q] == 'all' then
+        drained[q] = true
+    elseif WOKE[q] and not direct[q] then
+        local room, got = ROOM[q], {}
+        local n = take(WORKER, q, room, got, known[q])
+        if n and n < room then
+            drained[q] = true
+        end
+        for x = 1, #got, 2 do
+            given[#given + 1] = q
+            given[#given + 1] = got[x]
+            given[#given + 1] = got[x + 1]
+        end
+    end
+    if drained[q] then
+        drained_list[#drained_list + 1] = q
+    end
+end
+local out = report()
+local woke = {}
+for _, q in ipairs(out[1]) do
+    if not drained[q] then
+        woke[#woke + 1] = q
+    end
+end
+out[1] = woke
+out[4] = given
+out[5] = drained_list
+return out

@@ -18,7 +18,7 @@ pub use actor::{Actor, ActorEntry, ActorOptions, Registry, TaskError};
 pub use broker::memory::MemoryBroker;
 #[cfg(feature = "redis")]
 pub use broker::redis::{RedisBroker, RedisBrokerBuilder};
-pub use broker::{Broker, Delivery, QueueStats, Settlement};
+pub use broker::{Broker, Delivery, QueueStats, Room, Settled, Settlement};
 pub use error::{Error, Result};
 pub use message::{Message, TypedMessage, WorkflowRef};
 pub use worker::{shutdown_signal, Worker};

@@ -109,6 +109,26 @@ impl Settlement {
     }
 }
 
+/// Room a worker has for more messages of one ready queue, offered with a batch of settlements
+/// (see [`Broker::settle_and_take`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Room {
+    /// The queue (`X`, never `X.DQ`).
+    pub queue: Arc<str>,
+    /// How many more messages of it the worker can hold (at least 1).
+    pub max: usize,
+}
+
+/// What [`Broker::settle_and_take`] did.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// The canonical queues onto which settling enqueued something ready to run that may still
+    /// be there (as [`Broker::settle`] returns).
+    pub ready: Vec<String>,
+    /// Messages handed to the worker in the same step: in flight, as if fetched.
+    pub taken: Vec<Delivery>,
+}
+
 /// Sizes of one queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -140,6 +160,40 @@ pub trait Broker: Send + Sync + 'static {
     /// Settling the same batch again (after an error that left it unclear whether the first
     /// call went through) must change nothing more.
     fn settle<'a>(&'a self, batch: &'a [Settlement]) -> BoxFuture<'a, Result<Vec<String>>>;
+
+    /// Settles like [`Broker::settle`] and, in the same step, may take up to `room.max`
+    /// messages of each `room.queue` onto which settling enqueued something (the successors of
+    /// a completed workflow node, say) and hand them to the caller, in flight as if fetched:
+    /// a chain then costs one request to the broker per step instead of two.
+    ///
+    /// The caller must be able to hold what it offered room for. The default takes nothing.
+    ///
+    /// ```
+    /// # async fn demo() -> workflow_runtime::Result<()> {
+    /// use std::sync::Arc;
+    /// use workflow_runtime::broker::{Broker, Room};
+    /// use workflow_runtime::MemoryBroker;
+    ///
+    /// let broker = MemoryBroker::new();
+    /// let room = [Room { queue: Arc::from("default"), max: 8 }];
+    /// let settled = broker.settle_and_take(&[], &room).await?;
+    /// assert!(settled.taken.is_empty());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    fn settle_and_take<'a>(
+        &'a self,
+        batch: &'a [Settlement],
+        room: &'a [Room],
+    ) -> BoxFuture<'a, Result<Settled>> {
+        let _ = room;
+        Box::pin(async move {
+            Ok(Settled {
+                ready: self.settle(batch).await?,
+                taken: Vec::new(),
+            })
+        })
+    }
 
     /// Sizes of a queue (by its canonical name).
     fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>>;
@@ -195,6 +249,13 @@ macro_rules! forward_broker {
             }
             fn settle<'a>(&'a self, batch: &'a [Settlement]) -> BoxFuture<'a, Result<Vec<String>>> {
                 (**self).settle(batch)
+            }
+            fn settle_and_take<'a>(
+                &'a self,
+                batch: &'a [Settlement],
+                room: &'a [Room],
+            ) -> BoxFuture<'a, Result<Settled>> {
+                (**self).settle_and_take(batch, room)
             }
             fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>> {
                 (**self).queue_stats(queue)

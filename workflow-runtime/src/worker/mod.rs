@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::actor::{ActorEntry, Registry, TaskError};
-use crate::broker::{Broker, Delivery, Settlement};
+use crate::broker::{Broker, Delivery, Room, Settled, Settlement};
 use crate::error::{Error, Result};
 use crate::message::{dq_name, now_millis, q_name, Message};
 use crate::retry::{RetryPolicy, DEFAULT_TIME_LIMIT};
@@ -154,24 +154,45 @@ impl Worker {
             max_poll_interval: self.max_poll_interval,
         });
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
-        let flusher = tokio::spawn(flush(self.broker.clone(), settle_rx));
-
         let mut all_queues = Vec::new();
         let mut consumers = Vec::new();
+        let mut slots = Vec::new();
         for q in &queues {
             for (name, limit) in [(q.clone(), prefetch), (dq_name(q), delay_prefetch)] {
                 all_queues.push(name.clone());
+                let queue: Arc<str> = Arc::from(name.as_str());
+                let outstanding = Arc::new(Outstanding::default());
+                // Ready queues get the messages that settling takes for them (see `flush`).
+                let inbox = if name == *q {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    slots.push(Slot {
+                        queue: queue.clone(),
+                        limit,
+                        outstanding: outstanding.clone(),
+                        inbox: tx,
+                    });
+                    Some(rx)
+                } else {
+                    None
+                };
                 let c = Consumer {
                     shared: shared.clone(),
-                    queue: Arc::from(name.as_str()),
+                    queue,
                     names: vec![name],
                     limit,
-                    outstanding: Arc::new(Outstanding::default()),
+                    outstanding,
                     settle: settle_tx.clone(),
+                    inbox,
                 };
                 consumers.push(tokio::spawn(c.run()));
             }
         }
+        let flusher = tokio::spawn(flush(
+            self.broker.clone(),
+            settle_rx,
+            slots,
+            shared.stop.clone(),
+        ));
         // Heartbeats go on until everything is settled: a worker that falls silent while it
         // still finishes tasks would have its messages recovered and run twice by others.
         let heartbeat_stop = CancellationToken::new();
@@ -286,6 +307,38 @@ impl Outstanding {
         self.count.fetch_sub(1, Ordering::AcqRel);
         self.freed.notify_one();
     }
+
+    /// Claims all the room left below `limit`; returns how much.
+    fn reserve(&self, limit: usize) -> usize {
+        let mut held = self.count.load(Ordering::Acquire);
+        while held < limit {
+            match self
+                .count
+                .compare_exchange_weak(held, limit, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return limit - held,
+                Err(now) => held = now,
+            }
+        }
+        0
+    }
+
+    /// Gives back `n` of a reservation that was not used.
+    fn unreserve(&self, n: usize) {
+        if n > 0 {
+            self.count.fetch_sub(n, Ordering::AcqRel);
+            self.freed.notify_one();
+        }
+    }
+}
+
+/// A ready queue's consumer, as the settlement flusher sees it: settling may take messages
+/// for it, within the room it has.
+struct Slot {
+    queue: Arc<str>,
+    limit: usize,
+    outstanding: Arc<Outstanding>,
+    inbox: mpsc::UnboundedSender<Vec<Delivery>>,
 }
 
 struct Consumer {
@@ -295,12 +348,27 @@ struct Consumer {
     limit: usize,
     outstanding: Arc<Outstanding>,
     settle: mpsc::UnboundedSender<Settlement>,
+    /// Messages taken for this consumer by settlements (counted in `outstanding` already).
+    inbox: Option<mpsc::UnboundedReceiver<Vec<Delivery>>>,
+}
+
+/// The next batch of an inbox; never, without one.
+async fn next_taken(
+    inbox: &mut Option<mpsc::UnboundedReceiver<Vec<Delivery>>>,
+) -> Option<Vec<Delivery>> {
+    match inbox {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Consumer {
-    async fn run(self) {
+    async fn run(mut self) {
         let stop = self.shared.stop.clone();
+        let mut inbox = self.inbox.take();
         let mut misses: u32 = 0;
+        // While the queue is believed empty: wait for a wake-up, or until then, before fetching.
+        let mut idle_until: Option<Instant> = None;
         loop {
             if stop.is_cancelled() {
                 break;
@@ -309,8 +377,30 @@ impl Consumer {
             if held >= self.limit {
                 tokio::select! {
                     _ = self.outstanding.freed.notified() => {}
+                    Some(taken) = next_taken(&mut inbox) => {
+                        if !self.dispatch_all(taken).await {
+                            break;
+                        }
+                    }
                     _ = stop.cancelled() => break,
                 }
+                continue;
+            }
+            if let Some(until) = idle_until {
+                let left = until.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    tokio::select! {
+                        _ = self.shared.broker.wait_for_work(&self.names, left) => {}
+                        Some(taken) = next_taken(&mut inbox) => {
+                            if !self.dispatch_all(taken).await {
+                                break;
+                            }
+                            continue;
+                        }
+                        _ = stop.cancelled() => break,
+                    }
+                }
+                idle_until = None;
                 continue;
             }
             // A fetch is not abandoned half-way when the worker stops: the broker may already
@@ -331,38 +421,50 @@ impl Consumer {
                 }
                 Ok(batch) if batch.is_empty() => {
                     misses = misses.saturating_add(1);
-                    let pause = poll_pause(misses, self.shared.max_poll_interval);
-                    tokio::select! {
-                        _ = self.shared.broker.wait_for_work(&self.names, pause) => {}
-                        _ = stop.cancelled() => break,
-                    }
+                    idle_until =
+                        Some(Instant::now() + poll_pause(misses, self.shared.max_poll_interval));
                 }
                 Ok(batch) => {
                     misses = 0;
-                    let drained = batch.len() < self.limit - held;
+                    // The queue had fewer messages than asked for: polling again at once
+                    // would most likely find it empty. Wait for a wake-up or a short pause.
+                    if batch.len() < self.limit - held {
+                        idle_until =
+                            Some(Instant::now() + poll_pause(0, self.shared.max_poll_interval));
+                    }
                     self.outstanding
                         .count
                         .fetch_add(batch.len(), Ordering::AcqRel);
-                    let mut batch = batch.into_iter();
-                    while let Some(d) = batch.next() {
-                        if !self.dispatch(d).await {
-                            for d in batch.by_ref() {
-                                self.give_back(d);
-                            }
-                        }
-                    }
-                    // The queue had fewer messages than asked for: polling again at once
-                    // would most likely find it empty. Wait for a wake-up or a short pause.
-                    if drained {
-                        let pause = poll_pause(0, self.shared.max_poll_interval);
-                        tokio::select! {
-                            _ = self.shared.broker.wait_for_work(&self.names, pause) => {}
-                            _ = stop.cancelled() => break,
-                        }
+                    if !self.dispatch_all(batch).await {
+                        break;
                     }
                 }
             }
         }
+        // Messages taken for this consumer that it will not run now go back.
+        if let Some(mut inbox) = inbox {
+            inbox.close();
+            while let Ok(taken) = inbox.try_recv() {
+                for d in taken {
+                    self.give_back(d);
+                }
+            }
+        }
+    }
+
+    /// Starts deliveries (counted in `outstanding` already); `false` if the worker is stopping
+    /// (those not started were given back).
+    async fn dispatch_all(&self, batch: Vec<Delivery>) -> bool {
+        let mut batch = batch.into_iter();
+        while let Some(d) = batch.next() {
+            if !self.dispatch(d).await {
+                for d in batch.by_ref() {
+                    self.give_back(d);
+                }
+                return false;
+            }
+        }
+        true
     }
 
     fn give_back(&self, d: Delivery) {
@@ -587,36 +689,120 @@ async fn execute(shared: &Shared, d: Delivery, message: Message) -> Settlement {
 
 /// Sends settlements to the broker in batches: everything that piled up while the previous
 /// batch was in flight goes in the next one, so an idle worker settles at once.
-async fn flush(broker: Arc<dyn Broker>, mut rx: mpsc::UnboundedReceiver<Settlement>) {
+///
+/// A batch that may enqueue ready messages (completions, retries) offers the broker the room
+/// the ready queues' consumers have, reserved for the call: the broker may hand back, in the
+/// same request, messages a consumer would fetch next (a chain's next step, say), which go to
+/// that consumer's inbox.
+async fn flush(
+    broker: Arc<dyn Broker>,
+    mut rx: mpsc::UnboundedReceiver<Settlement>,
+    slots: Vec<Slot>,
+    stop: CancellationToken,
+) {
     const MAX_BATCH: usize = 256;
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if let Err(e) = settle_until_done(&*broker, &batch).await {
-            // One settlement the broker keeps rejecting must not hold back the others.
-            warn!(error = %e, messages = batch.len(), "settling a batch failed; settling one by one");
-            for s in &batch {
-                if let Err(e) = settle_until_done(&*broker, std::slice::from_ref(s)).await {
-                    error!(
-                        error = %e,
-                        queue = %s.queue(),
-                        receipt = s.receipt(),
-                        "the broker rejected a settlement; the message stays in flight and is \
-                         delivered again once this worker is gone"
-                    );
+    // Messages taken for a consumer that had stopped: they go back with the next batch.
+    let mut back: Vec<Settlement> = Vec::new();
+    loop {
+        if back.is_empty() {
+            if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                break;
+            }
+        } else {
+            batch.append(&mut back);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(s) => batch.push(s),
+                    Err(_) => break,
                 }
             }
+        }
+        let may_push = batch
+            .iter()
+            .any(|s| matches!(s, Settlement::Complete { .. } | Settlement::Replace { .. }));
+        let mut rooms = Vec::new();
+        let mut reserved = Vec::new();
+        if may_push && !stop.is_cancelled() {
+            for (i, slot) in slots.iter().enumerate() {
+                let n = slot.outstanding.reserve(slot.limit);
+                if n > 0 {
+                    rooms.push(Room {
+                        queue: slot.queue.clone(),
+                        max: n,
+                    });
+                    reserved.push((i, n));
+                }
+            }
+        }
+        let mut used = vec![0usize; slots.len()];
+        match settle_until_done(&*broker, &batch, &rooms).await {
+            Ok(settled) => {
+                let mut by_slot: Vec<Vec<Delivery>> = slots.iter().map(|_| Vec::new()).collect();
+                for d in settled.taken {
+                    match reserved
+                        .iter()
+                        .find(|(i, n)| slots[*i].queue == d.queue && used[*i] < *n)
+                    {
+                        Some(&(i, _)) => {
+                            used[i] += 1;
+                            by_slot[i].push(d);
+                        }
+                        // More than the room offered: not ours to run.
+                        None => back.push(Settlement::Requeue {
+                            queue: d.queue,
+                            receipt: d.receipt,
+                        }),
+                    }
+                }
+                for (i, taken) in by_slot.into_iter().enumerate() {
+                    if taken.is_empty() {
+                        continue;
+                    }
+                    if let Err(mpsc::error::SendError(taken)) = slots[i].inbox.send(taken) {
+                        used[i] -= taken.len();
+                        back.extend(taken.into_iter().map(|d| Settlement::Requeue {
+                            queue: d.queue,
+                            receipt: d.receipt,
+                        }));
+                    }
+                }
+            }
+            Err(e) => {
+                // One settlement the broker keeps rejecting must not hold back the others.
+                warn!(error = %e, messages = batch.len(), "settling a batch failed; settling one by one");
+                for s in &batch {
+                    if let Err(e) = settle_until_done(&*broker, std::slice::from_ref(s), &[]).await
+                    {
+                        error!(
+                            error = %e,
+                            queue = %s.queue(),
+                            receipt = s.receipt(),
+                            "the broker rejected a settlement; the message stays in flight and is \
+                             delivered again once this worker is gone"
+                        );
+                    }
+                }
+            }
+        }
+        for (i, n) in reserved {
+            slots[i].outstanding.unreserve(n - used[i]);
         }
         batch.clear();
     }
 }
 
-/// Settles `batch`, retrying for as long as the error is transient (a lost connection, a
-/// restarting server); settling twice is harmless. Returns a permanent error.
-async fn settle_until_done(broker: &dyn Broker, batch: &[Settlement]) -> Result<()> {
+/// Settles `batch` (offering `rooms`), retrying for as long as the error is transient (a lost
+/// connection, a restarting server); settling twice is harmless. Returns a permanent error.
+async fn settle_until_done(
+    broker: &dyn Broker,
+    batch: &[Settlement],
+    rooms: &[Room],
+) -> Result<Settled> {
     let mut pause = Duration::from_millis(10);
     loop {
-        match broker.settle(batch).await {
-            Ok(_) => return Ok(()),
+        match broker.settle_and_take(batch, rooms).await {
+            Ok(settled) => return Ok(settled),
             Err(e) if e.is_transient() => {
                 error!(error = %e, messages = batch.len(), "settling messages failed; retrying");
                 tokio::time::sleep(pause).await;

@@ -52,7 +52,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{Notify, RwLock};
 use tracing::{debug, warn};
 
-use super::{BoxFuture, Broker, Delivery, QueueStats, Settlement};
+use super::{BoxFuture, Broker, Delivery, QueueStats, Room, Settled, Settlement};
 use crate::error::{Error, Result};
 use crate::message::{dq_name, is_valid_queue_name, now_millis, q_name, Message, WorkflowRef};
 use crate::workflow::{
@@ -91,7 +91,7 @@ const EXPIRE_ROUNDS: usize = 10;
 /// A dead worker not seen dead for this long is no longer tracked.
 const DEAD_WORKER_FORGET: Duration = Duration::from_secs(3600);
 /// The layout version of workflow hashes (field `v`, see `lua/common.lua`).
-const LAYOUT: &str = "2";
+const LAYOUT: &str = "3";
 
 /// A broker on Redis, wire-compatible with Python dramatiq's `RedisBroker`.
 ///
@@ -464,13 +464,39 @@ impl RedisBroker {
     }
 
     async fn settle_batch(&self, batch: &[Settlement]) -> Result<Vec<String>> {
+        Ok(self.settle_take(batch, &[]).await?.ready)
+    }
+
+    /// Settles `batch` and takes messages of the queues in `rooms` that it pushed onto (see
+    /// `settle.lua`).
+    async fn settle_take(&self, batch: &[Settlement], rooms: &[Room]) -> Result<Settled> {
+        let rooms: Vec<&Room> = rooms
+            .iter()
+            .filter(|r| {
+                r.max > 0 && plan::valid_target_queue(&r.queue) && !r.queue.ends_with(".DQ")
+            })
+            .collect();
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Settled::default());
         }
+        // Like a fetch: a sweep of orphaned receipts must not run while messages are taken.
+        let _gate = if rooms.is_empty() {
+            None
+        } else {
+            Some(self.inner.fetch_gate.read().await)
+        };
+        let generations: Vec<u64> = rooms
+            .iter()
+            .map(|r| self.waker(&r.queue).generation.load(Ordering::Acquire))
+            .collect();
         let mut inv = scripts::SETTLE.prepare_invoke();
         inv.arg(&self.inner.ns)
             .arg(now_millis())
-            .arg(&self.inner.worker_id);
+            .arg(&self.inner.worker_id)
+            .arg(rooms.len());
+        for r in &rooms {
+            inv.arg(&*r.queue).arg(r.max.min(MAX_FETCH));
+        }
         for s in batch {
             match s {
                 Settlement::Ack { queue, receipt } => {
@@ -540,8 +566,21 @@ impl RedisBroker {
                 }
             }
         }
-        let (woke, sweeps, pending): (Vec<String>, Vec<String>, Vec<String>) =
-            inv.invoke_async(&mut self.conn()).await?;
+        type Reply = (
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+            Vec<Vec<u8>>,
+            Vec<String>,
+        );
+        let (woke, sweeps, pending, given, drained): Reply =
+            inv.invoke_async(&mut self.conn()).await.inspect_err(|_| {
+                // Messages may have been taken without our knowing.
+                if !rooms.is_empty() {
+                    self.inner.suspect.store(true, Ordering::Release);
+                }
+            })?;
+        let mut taken = Vec::with_capacity(given.len() / 3);
         {
             let mut held = lock(&self.inner.held);
             for s in batch {
@@ -549,9 +588,36 @@ impl RedisBroker {
                     set.remove(s.receipt());
                 }
             }
+            let mut it = given.into_iter();
+            while let (Some(queue), Some(receipt), Some(payload)) =
+                (it.next(), it.next(), it.next())
+            {
+                let queue = String::from_utf8_lossy(&queue);
+                let Some(room) = rooms.iter().find(|r| *r.queue == *queue) else {
+                    continue;
+                };
+                let receipt = String::from_utf8_lossy(&receipt).into_owned();
+                held.entry(queue.into_owned())
+                    .or_default()
+                    .insert(receipt.clone());
+                taken.push(Delivery {
+                    queue: room.queue.clone(),
+                    receipt,
+                    payload,
+                });
+            }
         }
         self.tend(sweeps, pending);
-        Ok(self.woke(woke))
+        for q in &drained {
+            if let Some(at) = rooms.iter().position(|r| *r.queue == **q) {
+                // Nothing left on it as of before this call.
+                self.waker(q)
+                    .empty_at
+                    .store(generations[at], Ordering::Release);
+            }
+        }
+        let ready = self.woke(woke);
+        Ok(Settled { ready, taken })
     }
 
     /// In the background: skips the rest of the queued tasks of big workflows that stopped
@@ -1132,6 +1198,14 @@ impl Broker for RedisBroker {
 
     fn settle<'a>(&'a self, batch: &'a [Settlement]) -> BoxFuture<'a, Result<Vec<String>>> {
         Box::pin(self.settle_batch(batch))
+    }
+
+    fn settle_and_take<'a>(
+        &'a self,
+        batch: &'a [Settlement],
+        room: &'a [Room],
+    ) -> BoxFuture<'a, Result<Settled>> {
+        Box::pin(self.settle_take(batch, room))
     }
 
     fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>> {

@@ -135,6 +135,48 @@ pub(super) fn encode(plan: &Plan, max_retention: Option<Duration>) -> Result<Enc
             None => Ok(()),
         }
     };
+    check_tasks(&plan.entry)?;
+    let mut templates = Vec::with_capacity(n);
+    for task in &plan.tasks {
+        templates.push(template(&task.message, task.delay, &[])?);
+    }
+    // A start set of one task that nothing else starts carries that task's template in its
+    // code ("S<k>\t<template>"): the completion that starts it reads one field fewer, and
+    // the task has no `t<k>`.
+    let nexts = || {
+        plan.tasks
+            .iter()
+            .map(|t| t.next)
+            .chain(plan.joins.iter().map(|j| j.next))
+    };
+    let mut set_refs = vec![0usize; plan.starts.len()];
+    for next in nexts() {
+        if let Next::Start(s) = next {
+            if let Some(r) = set_refs.get_mut(s as usize) {
+                *r += 1;
+            }
+        }
+    }
+    let mut starts_of = vec![0usize; n];
+    let referenced = plan
+        .starts
+        .iter()
+        .zip(&set_refs)
+        .filter(|(_, &r)| r > 0)
+        .flat_map(|(set, &r)| set.iter().map(move |&t| (t, r)));
+    for (t, r) in plan.entry.iter().map(|&t| (t, 1)).chain(referenced) {
+        if let Some(c) = starts_of.get_mut(t as usize) {
+            *c += r;
+        }
+    }
+    let inline = |s: usize| -> Option<usize> {
+        match plan.starts.get(s).map(Vec::as_slice) {
+            Some(&[k]) if set_refs[s] == 1 && starts_of.get(k as usize) == Some(&1) => {
+                Some(k as usize)
+            }
+            _ => None,
+        }
+    };
     let next_code = |next: Next| -> Result<String> {
         Ok(match next {
             Next::End => "e".to_owned(),
@@ -142,12 +184,20 @@ pub(super) fn encode(plan: &Plan, max_retention: Option<Duration>) -> Result<Enc
             Next::Start(s) if (s as usize) < plan.starts.len() => {
                 let set = &plan.starts[s as usize];
                 check_tasks(set)?;
-                format!("s{}", ranges(set))
+                match inline(s as usize) {
+                    Some(k) => format!("S{k}\t{}", templates[k]),
+                    None => format!("s{}", ranges(set)),
+                }
             }
             other => return Err(bad(format!("{other:?} does not exist"))),
         })
     };
-    check_tasks(&plan.entry)?;
+    let mut stored = vec![true; n];
+    for s in 0..plan.starts.len() {
+        if let Some(k) = inline(s) {
+            stored[k] = false;
+        }
+    }
 
     let retention = max_retention.map_or(plan.retention, |cap| plan.retention.min(cap));
     let mut fields = Vec::with_capacity(2 * (2 * n + 2 * plan.joins.len() + 8));
@@ -164,8 +214,10 @@ pub(super) fn encode(plan: &Plan, max_retention: Option<Duration>) -> Result<Enc
             pairs.len() - 1
         });
         index.push(idx);
-        fields.push(format!("t{i}"));
-        fields.push(template(&task.message, task.delay, &[])?);
+        if stored[i] {
+            fields.push(format!("t{i}"));
+            fields.push(templates[i].clone());
+        }
         fields.push(format!("x{i}"));
         fields.push(next_code(task.next)?);
     }
