@@ -4,7 +4,7 @@
     lua_profile.py record WORKLOAD FILE [--n N]   run examples/bench (release) on a private
                                                   redis-server under MONITOR; keep the script
                                                   calls of our processes in FILE
-    lua_profile.py replay FILE [--fns a,b,...] [--rev REV]
+    lua_profile.py replay FILE [--fns a,b,...] [--rev REV] [--recorded-with REV] [--instructions]
                                                   replay FILE on a private redis-server with the
                                                   scripts of workflow-runtime/lua as they are now
                                                   (or at git revision REV)
@@ -77,15 +77,19 @@ def scripts():
 
 
 class PrivateRedis:
+    def __init__(self, wrap=()):
+        self.wrap = list(wrap)  # a command to run redis-server under (valgrind, ...)
+
     def __enter__(self):
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         self.port = s.getsockname()[1]
         s.close()
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self.wrap + ["redis-server", "--port", str(self.port), "--bind",
+                                                  "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.r = redis.Redis(port=self.port)
-        for _ in range(100):
+        for _ in range(400):
             try:
                 self.r.ping()
                 return self
@@ -198,10 +202,13 @@ def wrap_fn(prefix, body, fn):
     return prefix + w
 
 
+RECORDED = None  # --recorded-with: sha -> script name of the scripts the stream was recorded with
+
+
 def replay(r, stream, originals, variants):
     """Runs the stream with variants (name -> source) in place of the original scripts."""
     full = {name: prefix + body for name, (prefix, body) in originals.items()}
-    by_sha = {sha1(src): name for name, src in full.items()}
+    by_sha = RECORDED or {sha1(src): name for name, src in full.items()}
     loaded = {name: r.script_load(variants.get(name, src)) for name, src in full.items()}
     ns_old = stream[0][3]
     ns_new = b"replay"
@@ -243,13 +250,48 @@ def calibrate(r, prefix):
     return int(r.get("fprof:us")) / int(r.get("fprof:n"))
 
 
+def count_instructions(stream, originals, repeat):
+    """Instructions redis-server executes for the stream, counted by valgrind's callgrind (about
+    50 times slower than running it, but the same count on a busy machine as on a quiet one)."""
+    out = f"/tmp/lua_profile_cg_{os.getpid()}"
+    wrap = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    ctl = lambda *a: subprocess.run(["callgrind_control", *a], check=True, capture_output=True)
+    with PrivateRedis(wrap) as pr:
+        replay(pr.r, stream, originals, {})  # loads the scripts, warms the allocator
+        ctl("-i", "on", str(pr.proc.pid))
+        counts = []
+        for i in range(repeat):
+            ctl("-z", str(pr.proc.pid))
+            replay(pr.r, stream, originals, {})
+            ctl("-d", str(pr.proc.pid))
+            dumps = sorted((f for f in os.listdir("/tmp") if f.startswith(os.path.basename(out) + ".")),
+                           key=lambda f: int(f.rsplit(".", 1)[1]))
+            with open(os.path.join("/tmp", dumps[-1])) as f:
+                counts += [int(ln.split()[1]) for ln in f if ln.startswith("totals:")]
+    keep = os.environ.get("LUA_PROFILE_KEEP")  # a path: keep the last dump (callgrind_annotate)
+    for f in sorted(os.listdir("/tmp")):
+        if f.startswith(os.path.basename(out)):
+            if keep and f == dumps[-1]:
+                os.replace(os.path.join("/tmp", f), keep)
+            else:
+                os.unlink(os.path.join("/tmp", f))
+    return counts
+
+
 def replay_cmd(args):
     with open(args.file) as f:
         stream = [parse_monitor_line(ln) for ln in f if ln.strip()]
     # A call answered NOSCRIPT is sent again after SCRIPT LOAD; MONITOR shows both. Workflow
     # ids are unique, so a repeated submit is such a retry (other scripts are not deduplicated).
+    global REV, RECORDED
+    if args.recorded_with:
+        # Calls are told apart by the scripts they were recorded with; what runs is --rev's.
+        run_rev, REV = REV, args.recorded_with
+        RECORDED = {sha1("".join(pb)): name for name, pb in scripts().items()}
+        REV = run_rev
     originals = scripts()
-    submit_sha = sha1("".join(originals["submit"])).encode()
+    submit_sha = next((sha.encode() for sha, n in (RECORDED or {}).items() if n == "submit"),
+                      sha1("".join(originals["submit"])).encode())
     seen, kept = set(), []
     for a in stream:
         if a[1] == submit_sha:
@@ -259,6 +301,10 @@ def replay_cmd(args):
         kept.append(a)
     stream = kept
     fns = args.fns.split(",") if args.fns else HOT
+    if args.instructions:
+        for n in count_instructions(stream, originals, args.repeat):
+            print(f"{n / 1e6:.1f} M instructions of redis-server for {len(stream)} script calls")
+        return
     with PrivateRedis() as pr:
         r = pr.r
         base = [replay(r, stream, originals, {}) for _ in range(args.repeat)]
@@ -314,6 +360,12 @@ def main():
                                  "(default: the hot path of settle.lua)")
     a.add_argument("--repeat", type=int, default=3)
     a.add_argument("--rev", help="take the scripts from this git revision (default: the work tree)")
+    a.add_argument("--instructions", action="store_true",
+                   help="only count the instructions Redis executes for the stream (valgrind "
+                        "callgrind), --repeat times: reproducible where CPU times are not")
+    a.add_argument("--recorded-with", metavar="REV",
+                   help="the git revision whose scripts recorded FILE, when the scripts to run "
+                        "differ (edited since): what a change to the Lua is worth")
     args = ap.parse_args()
     global REV
     REV = getattr(args, "rev", None)

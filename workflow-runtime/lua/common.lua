@@ -482,7 +482,8 @@ end
 local function get(w, fields)
     local v = w.v
     local miss, nmiss = nil, 0
-    if not w.checked then
+    local first = not w.checked
+    if first then
         w.checked = true
         miss = {}
         if v.v == nil then
@@ -514,12 +515,23 @@ local function get(w, fields)
             end
         end
     end
-    check_layout(w.id, v.v, v.state)
+    if first then
+        check_layout(w.id, v.v, v.state)
+    end
     local out = {}
     for i = 1, nf do
         out[i] = v[fields[i]]
     end
     return out
+end
+
+-- The value of one field (see get), without tables when it is known already.
+local function get1(w, f)
+    local x = w.v[f]
+    if x == nil or not w.checked then
+        return get(w, { f })[1]
+    end
+    return x
 end
 
 -- Sets a field; false deletes it.

@@ -69,7 +69,7 @@ end
 -- The workflow's nonce (false if it has none).
 local function nonce_of(w)
     if w.nonce == nil then
-        w.nonce = get(w, { 'nonce' })[1]
+        w.nonce = get1(w, 'nonce')
     end
     return w.nonce
 end
@@ -117,7 +117,7 @@ end
 local function pending(w)
     if not w.pl then
         w.pl = {}
-        local ps = get(w, { 'ps' })[1]
+        local ps = get1(w, 'ps')
         if ps then
             for e in string.gmatch(ps, '[^;]+') do
                 w.pl[#w.pl + 1] = e
@@ -134,7 +134,7 @@ local function save_pending(w)
     if #pl > 0 then
         set(w, 'ps', table.concat(pl, ';'))
         zadd(PENDING, NOW_S, w.id)
-    elseif get(w, { 'ps' })[1] then
+    elseif get1(w, 'ps') then
         set(w, 'ps', false)
         zrem(PENDING, w.id)
     end
@@ -370,17 +370,23 @@ local function follow(w, nx)
         local c = string.sub(nx, 1, 1)
         if c == 'j' then
             local j = string.sub(nx, 2)
-            local r = get(w, { 'j' .. j, 'y' .. j })
-            local left = tonumber(r[1])
-            if not left or not r[2] then
+            local jf, yf = 'j' .. j, 'y' .. j
+            local v = w.v
+            local left, code = v[jf], v[yf]
+            if left == nil or code == nil or not w.checked then
+                local r = get(w, { jf, yf })
+                left, code = r[1], r[2]
+            end
+            left = tonumber(left)
+            if not left or left < 1 or not code then
                 raise('ERR workflow ' .. w.id .. ': corrupt join ' .. j)
             end
             left = left - 1
-            set(w, 'j' .. j, tostring(left))
+            set(w, jf, nstr(left))
             if left > 0 then
                 return
             end
-            nx = r[2]
+            nx = code
         elseif c == 's' then
             start(w, string.sub(nx, 2), 0)
             return
