@@ -184,6 +184,7 @@ local S, S_ORDER = {}, {} -- set key -> member -> true (add) or false (remove)
 local Z, Z_ORDER = {}, {} -- zset key -> member -> score, or false to remove
 local L, L_ORDER = {}, {} -- list key -> ids to append
 local TTL, TTL_ORDER = {}, {} -- key -> ms, or 'persist'; last
+local RAW -- { key, i, j }: HSET key ARGV[i..j] (field, value pairs), before the other writes
 
 local function acc(tbl, order, key)
     local a = tbl[key]
@@ -273,7 +274,7 @@ end
 
 -- Forgets the buffered writes (after an error: nothing of them is to be written).
 local function discard()
-    KEYOPS = {}
+    KEYOPS, RAW = {}, nil
     H, H_ORDER, S, S_ORDER, Z, Z_ORDER = {}, {}, {}, {}, {}, {}
     L, L_ORDER, TTL, TTL_ORDER = {}, {}, {}, {}
 end
@@ -350,6 +351,14 @@ local function flush()
         TYPES[first] = first_kind
     end
     -- From here on nothing can fail.
+    if RAW then
+        local i = RAW[2]
+        while i <= RAW[3] do
+            local j = math.min(i + CHUNK - 1, RAW[3])
+            redis.call('HSET', RAW[1], unpack(ARGV, i, j))
+            i = j + 1
+        end
+    end
     for _, op in ipairs(KEYOPS) do
         if op[1] == 'RENAME' then
             redis.call('RENAME', op[2], op[3])

@@ -63,13 +63,20 @@ if (NARGV - FIRST + 1) % 8 ~= 0 then
 end
 -- Settlements are read from ARGV where they are (settlement i at ARGV[i .. i + 7]): no table
 -- per settlement. Validated all before anything is read or written.
+local QOK = {} -- queues seen valid
 for i = FIRST, NARGV, 8 do
     local kind, q, rid, wid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     if not KINDS[kind] then
         return redis.error_reply('ERR settle: unknown settlement kind ' .. kind)
     end
-    if q == '' or rid == '' or string.sub(q, -3) == '.XQ' then
-        return redis.error_reply('ERR settle: bad queue or receipt')
+    if not QOK[q] then
+        if q == '' or string.sub(q, -3) == '.XQ' then
+            return redis.error_reply('ERR settle: bad queue ' .. q)
+        end
+        QOK[q] = true
+    end
+    if rid == '' then
+        return redis.error_reply('ERR settle: empty receipt')
     end
     if kind == 'c' and wid == '' then
         return redis.error_reply('ERR settle: a completion needs its workflow')

@@ -50,10 +50,14 @@ if staged == '1' then
     w.rkey = staging
     rename(staging, w.key)
     persist(w.key)
-else
+elseif #ARGV > 8 then
+    -- Written by flush straight from ARGV (no buffer entry per field); read from the cache.
+    local v = w.v
     for i = 8, #ARGV, 2 do
-        set(w, ARGV[i], ARGV[i + 1])
+        v[ARGV[i]] = ARGV[i + 1]
     end
+    RAW = { w.key, 8, #ARGV }
+    expect(w.key, 'hash')
 end
 set(w, 'v', LAYOUT)
 set(w, 'state', 'running')

@@ -43,14 +43,18 @@ local function take_popped(worker, q, ids, out, known)
         end
     end
 
-    -- Workflow nodes: their workflows, in order of first appearance.
-    local node_of, nonce_of, wid_of = {}, {}, {}
+    -- The workflows the receipts may name (what follows their first '@'; workflow ids have
+    -- none), in order of first appearance; whether a receipt is exactly of a workflow node's
+    -- form is only asked of those found stopped.
+    local wid_of = {}
     local wids, seen = {}, {}
     for i = 1, #ids do
         if payloads[i] then
-            local node, nonce, wid = parse_rid(ids[i])
-            if node then
-                node_of[i], nonce_of[i], wid_of[i] = node, nonce, wid
+            local id = ids[i]
+            local at = string.find(id, '@', 1, true)
+            if at then
+                local wid = string.sub(id, at + 1)
+                wid_of[i] = wid
                 if not seen[wid] then
                     seen[wid] = true
                     wids[#wids + 1] = wid
@@ -68,12 +72,16 @@ local function take_popped(worker, q, ids, out, known)
             if sc[x] then
                 local wid = wids[x]
                 local w = wf(wid)
-                local list = {}
+                local list, node_of, nonce_of = {}, {}, {}
                 local fields = { 'state', 'nonce', 'v' }
                 for i = 1, #ids do
                     if wid_of[i] == wid then
-                        list[#list + 1] = i
-                        fields[#fields + 1] = 's' .. node_of[i]
+                        local node, nonce = parse_rid(ids[i])
+                        if node then
+                            list[#list + 1] = i
+                            node_of[i], nonce_of[i] = node, nonce
+                            fields[#fields + 1] = 's' .. node
+                        end
                     end
                 end
                 -- A key of another type is no workflow: its messages are handed out as they are.
