@@ -75,10 +75,10 @@ fn report(r: &mut Resp, what: &str, tasks: usize, elapsed: Duration, cpu: f64) -
         calls.iter().filter(|(c, _)| pred(c)).map(|(_, n)| n).sum()
     };
     let commands = count(&|c| !c.starts_with("config") && c != "info");
-    // Every call of the submitter and the worker is one script call (EVALSHA); nothing else
+    // Every call of the submitter and the worker is one script call (FCALL); nothing else
     // is sent during the run (SCAN and SMEMBERS only follow a dead worker or a lost reply;
     // status reads are plain HMGETs, but none is made during the run).
-    let round_trips = count(&|c| matches!(c, "evalsha" | "eval"));
+    let round_trips = count(&|c| matches!(c, "fcall" | "evalsha" | "eval"));
     let per_task = commands as f64 / tasks as f64;
     let trips = round_trips as f64 / tasks as f64;
     let mut by_command = calls.clone();

@@ -499,14 +499,14 @@ impl Resp {
         self.info_f64("cpu", "used_cpu_user") + self.info_f64("cpu", "used_cpu_sys")
     }
 
-    /// The time Redis spent running scripts (EVALSHA, EVAL) since the last `CONFIG RESETSTAT`,
+    /// The time Redis spent running scripts (FCALL, EVALSHA, EVAL) since the last `CONFIG RESETSTAT`,
     /// in µs, from INFO commandstats.
     pub fn script_usec(&mut self) -> u64 {
         let info = self.cmd(&["INFO", "commandstats"]).text();
         info.lines()
             .filter_map(|l| l.strip_prefix("cmdstat_"))
             .filter_map(|l| l.split_once(':'))
-            .filter(|(name, _)| matches!(*name, "evalsha" | "eval"))
+            .filter(|(name, _)| matches!(*name, "fcall" | "evalsha" | "eval"))
             .filter_map(|(_, rest)| rest.split(',').find_map(|kv| kv.strip_prefix("usec=")))
             .filter_map(|v| v.parse::<u64>().ok())
             .sum()

@@ -1,11 +1,14 @@
 -- common.lua: helpers shared by the scripts: key types, buffered writes, queues, the cache of
--- workflow hashes. scripts.rs prepends it to every script but enqueue and stats (and
--- engine.lua, the workflow engine, after it to those that advance or stop workflows); it
--- defines only locals and touches nothing itself.
+-- workflow hashes. It opens the Redis function library that scripts.rs assembles (this file,
+-- engine.lua, the workflow engine, and take.lua, then each script as a function); it defines
+-- only locals and touches nothing itself. The state of one call (its arguments, the caches,
+-- the write buffers) is set afresh by `begin`, which every script but enqueue and stats calls
+-- first: the library is set up once, when it is loaded, not on every call.
 -- KEYS: none. Keys are built from the namespace, as dramatiq's own script does, because the
 --   keys a settlement touches (queues of started tasks) are only known inside the script.
--- ARGV[1]: namespace (e.g. "dramatiq"); ARGV[2]: now, integer ms since the epoch (client clock,
---   as in dramatiq). Each including script documents its own ARGV from ARGV[3] on.
+-- ARGV (the function's arguments) [1]: namespace (e.g. "dramatiq"); [2]: now, integer ms
+--   since the epoch (client clock, as in dramatiq). Each script documents its own ARGV from
+--   ARGV[3] on.
 -- Returns: nothing (a library).
 --
 -- Discipline: a script first reads and computes, buffering every write (hset, rpush, ...
@@ -57,12 +60,10 @@
 -- Only receipts of exactly the first two forms are taken for workflow nodes; any other
 -- redis_message_id (a UUID of dramatiq, or anything another producer chose) is a plain message.
 
-local NS = ARGV[1]
-local NOW_S = ARGV[2]
-if type(NS) ~= 'string' or NS == '' or type(NOW_S) ~= 'string' or not string.match(NOW_S, '^%d+$') then
-    return redis.error_reply('ERR bad namespace or time')
-end
-local NOW = tonumber(NOW_S)
+-- Set by `begin` for each call (see the end of this file).
+local ARGV -- the call's arguments
+local NS, NOW_S, NOW -- namespace; now (ms), as given and as a number
+local RESET = {} -- what else `begin` resets: functions that engine.lua and others add
 local CHUNK = 2000 -- arguments per variadic call, well below Lua's unpack limit
 local LAYOUT = '3' -- the layout version of workflow hashes (field v) these scripts read
 
@@ -100,7 +101,7 @@ local function nstr(x)
 end
 
 -- ns:<q>.msgs, for each exact queue q
-local MSGS_KEYS = {}
+local MSGS_KEYS
 local function msgs_key(q)
     local key = MSGS_KEYS[q]
     if not key then
@@ -116,7 +117,7 @@ end
 
 -- ---- Key types ----
 
-local TYPES = {} -- key -> its type, as far as this script knows ('none': absent)
+local TYPES -- key -> its type, as far as this call knows ('none': absent)
 
 -- A read of this type succeeded on key: it is of that type, or absent.
 local function typed(key, t)
@@ -178,12 +179,12 @@ end
 
 -- ---- Writes, buffered until flush ----
 
-local KEYOPS = {} -- DEL and RENAME, first
-local H, H_ORDER = {}, {} -- hash key -> field -> value, or false to delete
-local S, S_ORDER = {}, {} -- set key -> member -> true (add) or false (remove)
-local Z, Z_ORDER = {}, {} -- zset key -> member -> score, or false to remove
-local L, L_ORDER = {}, {} -- list key -> ids to append
-local TTL, TTL_ORDER = {}, {} -- key -> ms, or 'persist'; last
+local KEYOPS -- DEL and RENAME, first
+local H, H_ORDER -- hash key -> field -> value, or false to delete
+local S, S_ORDER -- set key -> member -> true (add) or false (remove)
+local Z, Z_ORDER -- zset key -> member -> score, or false to remove
+local L, L_ORDER -- list key -> ids to append
+local TTL, TTL_ORDER -- key -> ms, or 'persist'; last
 local RAW -- { key, i, j }: HSET key ARGV[i..j] (field, value pairs), before the other writes
 
 local function acc(tbl, order, key)
@@ -408,8 +409,7 @@ end
 
 -- ---- Queues ----
 
-local WOKE = {}
-local WOKE_ORDER = {}
+local WOKE, WOKE_ORDER
 
 local function wake(q)
     if not WOKE[q] then
@@ -444,17 +444,17 @@ local function rid_nonce(rid)
     return string.match(rid, '^[^:@.]*:([^.@]+)')
 end
 
--- The zset of workflows with start sets left to start (see `ps` above).
-local PENDING = NS .. ':__wf_pending__'
+-- The zset of workflows with start sets left to start (see `ps` above): ns:__wf_pending__.
+local PENDING
 -- The zset of stopped (failed or cancelled) workflows, scored by when their hash expires (ms):
 -- taking a message checks its workflow here, with one ZMSCORE per batch, and reads the hash of
 -- only those found (see take.lua). Entries past their score are removed by heartbeats.
-local STOPPED = NS .. ':__wf_stopped__'
+-- ns:__wf_stopped__.
+local STOPPED
 
 -- ---- Workflow hashes, read once per script and written back by flush ----
 
-local WF = {}
-local WF_ORDER = {}
+local WF, WF_ORDER -- workflow id -> what this call read and wrote of it; in order
 
 local function wf(id)
     local w = WF[id]
@@ -550,5 +550,25 @@ local function set(w, f, value)
         hset(w.key, f, value)
     else
         hdel(w.key, f)
+    end
+end
+
+-- Starts a call with arguments `args` (see ARGV above): sets the namespace and the time, and
+-- empties the caches and the buffers. Returns an error reply if the arguments are bad.
+local function begin(args)
+    ARGV = args
+    NS, NOW_S = args[1], args[2]
+    if type(NS) ~= 'string' or NS == '' or type(NOW_S) ~= 'string'
+        or not string.match(NOW_S, '^%d+$') then
+        return redis.error_reply('ERR bad namespace or time')
+    end
+    NOW = tonumber(NOW_S)
+    MSGS_KEYS, TYPES = {}, {}
+    discard()
+    WOKE, WOKE_ORDER = {}, {}
+    WF, WF_ORDER = {}, {}
+    PENDING, STOPPED = NS .. ':__wf_pending__', NS .. ':__wf_stopped__'
+    for i = 1, #RESET do
+        RESET[i]()
     end
 end

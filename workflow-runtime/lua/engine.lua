@@ -1,7 +1,7 @@
--- engine.lua: the workflow engine (workflow/engine.rs) in Lua. scripts.rs prepends it, after
--- common.lua, to the scripts that advance or stop workflows (settle, submit, resume, cancel,
--- sweep); it defines only locals and touches nothing itself. The layout of a workflow's hash is
--- described in common.lua.
+-- engine.lua: the workflow engine (workflow/engine.rs) in Lua, used by the scripts that advance
+-- or stop workflows (settle, submit, resume, cancel, sweep); part of the library after
+-- common.lua (see there); it defines only locals and touches nothing itself. The layout of a
+-- workflow's hash is described in common.lua.
 -- KEYS, ARGV: see common.lua.
 -- Returns: nothing (a library).
 
@@ -140,7 +140,7 @@ local function save_pending(w)
     end
 end
 
-local START_LEFT = START_BUDGET
+local START_LEFT
 
 -- Starts task nodes (ranges spec, after the first `skip`): enqueues their messages (delayed
 -- ones on Q.DQ with eta), at most START_LEFT, but at least one if this call started no task
@@ -215,10 +215,14 @@ local function resume(w)
     save_pending(w)
 end
 
-local SWEEP_LEFT = SWEEP_SLICE
+local SWEEP_LEFT
 
 -- Workers with a heartbeat (live ones and dead ones not forgotten yet), read once per call.
 local HB_WORKERS
+
+RESET[#RESET + 1] = function()
+    START_LEFT, SWEEP_LEFT, HB_WORKERS = START_BUDGET, SWEEP_SLICE, nil
+end
 
 -- Which of the receipts `rids` (messages of canonical queue q) a worker took from q and has
 -- not settled: they are in its acks set `ns:__acks__.<worker>.q`. Returns rid -> true.

@@ -13,21 +13,32 @@
 //! | `ns:__heartbeats__` | zset | worker id -> last heartbeat (ms) |
 //! | `ns:wf:{<id>}` | hash | one workflow |
 //! | `ns:__wf_pending__` | zset | workflow id -> last progress (ms), while it has tasks left to start |
+//! | `ns:__wf_stopped__` | zset | failed or cancelled workflow id -> when its hash expires (ms) |
 //!
-//! The layout of a workflow's hash (version 2, in its field `v`) is described in
+//! The layout of a workflow's hash (version 3, in its field `v`) is described in
 //! `lua/common.lua`; a big plan is first uploaded to `ns:wf:{<id>}:staging:<nonce>`, which
 //! expires after a day unless the submission renames it into place. Every change is one Lua
 //! script call; the scripts live in `workflow-runtime/lua/`. A script checks everything before
 //! its first write, so a script that fails (a key of the wrong type, corrupt data, a workflow
-//! of another layout) changes nothing.
+//! of another layout) changes nothing. The scripts are the functions of one Redis function
+//! library (`FUNCTION LOAD`, then `FCALL`), loaded when the broker connects and again if Redis
+//! lost it.
 //!
-//! A message of a workflow node (its receipt is exactly `<node>:<nonce>[.<uuid>]@<id>`) is
-//! handed out by `fetch` only while its workflow runs (and only if it belongs to this
-//! submission of the workflow's id and its node is not done): tasks of a failed or cancelled
-//! workflow that are still queued, or come back from a dead worker, never run. Messages with
-//! any other receipt are plain messages. A node is `Running` while a worker holds its current
-//! message (taken from its queue, not settled): this is read from the workers' acks sets when
-//! the status is asked for, not written on every fetch.
+//! A message of a workflow node (its receipt is exactly `<node>:<nonce>[.<uuid>]@<id>`) whose
+//! workflow failed or was cancelled is not handed out: tasks of a stopped workflow that are
+//! still queued, were given back, or come back from a dead worker, never run. Taking messages
+//! looks their workflows up in `ns:__wf_stopped__` (one `ZMSCORE` per batch) and reads only
+//! the hashes of those found, not those of running workflows; the completion of a message
+//! that belongs to no running submission (a workflow deleted by hand, an earlier one with the
+//! same id) changes nothing. Messages with any other receipt are plain messages. A node is
+//! `Running` while a worker holds its current message (taken from its queue, not settled):
+//! this is read from the workers' acks sets when the status is asked for, not written on every
+//! fetch.
+//!
+//! Settling and fetching share a request when they can ([`Broker::settle_and_take`]): the
+//! script that settles a batch takes, for the queues it pushed onto, up to the room the worker
+//! offered, so a chain's next step comes back with the previous step's settlement (one
+//! request per step). A message pushed onto an empty queue goes to the worker directly.
 //!
 //! Big workflows are handled in slices, so that no script keeps Redis busy for more than about
 //! 0.1 s: a start set of more than 5 000 tasks is started 5 000 per call (the submitting
@@ -39,7 +50,7 @@
 //! `fetch` in the meantime), and the status of a workflow is read with plain `HMGET`s of
 //! 10 000 fields.
 //!
-//! Needs Redis 6.2 or later (`LPOP` with a count, `SMISMEMBER`).
+//! Needs Redis 7.0 or later (functions: the scripts are one library, loaded once).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -271,7 +282,18 @@ impl RedisBrokerBuilder {
             .set_response_timeout(Some(self.response_timeout))
             .set_connection_timeout(Some(self.connection_timeout))
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let mut conn = ConnectionManager::new_with_config(client, config).await?;
+        scripts::load(&mut conn).await.map_err(|e| {
+            if e.to_string().contains("unknown command") {
+                Error::Config(format!(
+                    "Redis at {} has no functions (FUNCTION LOAD): workflow needs Redis 7.0 \
+                     or later",
+                    self.url
+                ))
+            } else {
+                e.into()
+            }
+        })?;
         Ok(RedisBroker {
             inner: Arc::new(Inner {
                 conn,
