@@ -4,27 +4,31 @@
     lua_profile.py record WORKLOAD FILE [--n N]   run examples/bench (release) on a private
                                                   redis-server under MONITOR; keep the script
                                                   calls of our processes in FILE
-    lua_profile.py replay FILE [--fns a,b,...] [--rev REV] [--recorded-with REV] [--instructions]
+    lua_profile.py replay FILE [--fns a,b,...] [--rev REV] [--instructions]
                                                   replay FILE on a private redis-server with the
                                                   scripts of workflow-runtime/lua as they are now
                                                   (or at git revision REV)
 
-`replay` prints, for the whole stream: Redis CPU, EVALSHA time and the time of the commands run
-inside scripts (INFO commandstats); per script: calls, time inside its body (TIME around
-the body) and Lua heap allocated by it (collectgarbage('count') with the collector stopped);
-per function of common.lua / engine.lua given with --fns (default: the hot path of settle.lua):
-calls and time including callees, less the measured cost of the instrumentation. Functions are
-profiled one replay at a time, so the numbers do not nest instrumentation.
+`replay` prints, for the whole stream run as the broker runs it (FCALLs of the scripts loaded as
+one function library): Redis CPU, FCALL time and the time of the commands run inside scripts
+(INFO commandstats). Then, running each script with EVAL (the library's shared code, then the
+script) so that it can be instrumented: per script, calls, time inside its own body (TIME around
+it) and Lua heap allocated by it (collectgarbage('count') with the collector stopped); per
+function of common.lua / engine.lua / take.lua given with --fns (default: the hot path of
+settle.lua), calls and time including callees, less the measured cost of the instrumentation.
+Functions are profiled one replay at a time, so the numbers do not nest instrumentation.
+`--instructions` instead counts the instructions redis-server executes for the stream, under
+valgrind's callgrind: the same count on a busy machine as on a quiet one, where CPU times vary.
 
-Replaying is deterministic: every script takes its clock and ids from ARGV, so the same
-stream can be replayed against edited scripts to see what a change to the Lua is worth,
-without rebuilding or rerunning the workers. Needs bench/.venv (bench/compare.sh makes it) and
-redis-server; everything runs on a private server on a free port, stopped at the end.
+Replaying is deterministic: every script takes its clock and ids from ARGV, and calls are
+matched to scripts by name, so a stream recorded once can be replayed against edited scripts
+to see what a change to the Lua is worth, without rebuilding or rerunning the workers. Needs
+bench/.venv (bench/compare.sh makes it) and redis-server; everything runs on a private server on
+a free port, stopped at the end.
 """
 
 import argparse
 import collections
-import hashlib
 import os
 import re
 import socket
@@ -40,10 +44,6 @@ LUA = os.path.join(ROOT, "workflow-runtime", "lua")
 HOT = ["complete", "follow", "start", "build", "get", "hmget", "set", "push", "wf", "expect", "flush"]
 
 
-def sha1(s):
-    return hashlib.sha1(s.encode()).hexdigest()
-
-
 REV = None  # --rev: read the scripts from this git revision instead of the work tree
 
 
@@ -55,25 +55,34 @@ def read(rel):
         return f.read()
 
 
-PREFIXES = {"lua": [], "with_common": ["common"], "with_engine": ["common", "engine"]}
-
-
 def scripts():
-    """Every script as the broker loads it (scripts.rs), as (prefix, own file) pairs: the full
-    script is prefix + own file."""
+    """Every script of the library (scripts.rs) as (prefix, own file) pairs, runnable with EVAL:
+    the prefix is the shared code and the call to `begin` for the scripts that start with it
+    (those that read their arguments themselves have none)."""
     rs = read("workflow-runtime/src/broker/redis/scripts.rs")
+    shared = re.search(r"const SHARED: \[&str; \d+\] = \[(.*?)\];", rs, re.S).group(1)
+    shared_src = "".join(read(f"workflow-runtime/lua/{f}") + "\n" for f in re.findall(r'"(\w+\.lua)"', shared))
     out = {}
-    for kind, files in re.findall(r'Script::new\((\w+)!\(((?:"\w+\.lua",?\s*)+)\)\)', rs):
-        if kind not in PREFIXES:
-            raise SystemExit(f"scripts.rs: unknown macro {kind}!")
-        *more, name = re.findall(r'"(\w+)\.lua"', files)
+    for name, file, begins in re.findall(r'\("(\w+)", lua!\("(\w+\.lua)"\), (true|false)\)', rs):
         try:
-            prefix = "".join(read(f"workflow-runtime/lua/{p}.lua") + "\n"
-                             for p in PREFIXES[kind] + more)
-            out[name] = (prefix, read(f"workflow-runtime/lua/{name}.lua"))
+            body = read(f"workflow-runtime/lua/{file}")
         except (OSError, subprocess.CalledProcessError):
             continue
-    return out
+        prefix = ("local __args = ARGV\n" + shared_src +
+                  "local __be = begin(__args)\nif __be then return __be end\n") if begins == "true" else ""
+        out[name] = (prefix, body)
+    if not out:
+        raise SystemExit("scripts.rs: no scripts found")
+    return out, shared_src
+
+
+def library(originals, shared_src):
+    """The scripts as one function library, as scripts.rs assembles it: functions wfr_<name>."""
+    src = "#!lua name=workflow_replay\n" + shared_src
+    for name, (prefix, body) in originals.items():
+        start = "local __be = begin(args)\nif __be then return __be end\n" if prefix else "ARGV = args\n"
+        src += f"redis.register_function('wfr_{name}', function(_, args)\n{start}{body}\nend)\n"
+    return src
 
 
 class PrivateRedis:
@@ -135,7 +144,7 @@ def record(args):
         sock.close()
         t.join(2)
     kept = [ln.decode("utf-8", "replace") for ln in lines
-            if b'"EVALSHA"' in ln and b"[0 lua]" not in ln]
+            if b'"FCALL"' in ln and b"[0 lua]" not in ln]
     with open(args.file, "w") as f:
         f.write("\n".join(kept) + "\n")
     print(f"{len(kept)} script calls written to {args.file}")
@@ -202,14 +211,20 @@ def wrap_fn(prefix, body, fn):
     return prefix + w
 
 
-RECORDED = None  # --recorded-with: sha -> script name of the scripts the stream was recorded with
+def script_of(call):
+    """The script a recorded call ran: FCALL wf_<hash>_<script> ..."""
+    return call[1].decode().rsplit("_", 1)[1]
 
 
-def replay(r, stream, originals, variants):
-    """Runs the stream with variants (name -> source) in place of the original scripts."""
-    full = {name: prefix + body for name, (prefix, body) in originals.items()}
-    by_sha = RECORDED or {sha1(src): name for name, src in full.items()}
-    loaded = {name: r.script_load(variants.get(name, src)) for name, src in full.items()}
+def replay(r, stream, originals, variants, lib=None):
+    """Runs the stream: with `lib` (the library's source), as FCALLs of its functions, as the
+    broker does; else each script with EVAL (prefix + own file), variants (name -> source) in
+    place of the original scripts."""
+    if lib:
+        r.execute_command("FUNCTION", "LOAD", "REPLACE", lib)
+    else:
+        loaded = {name: r.script_load(variants.get(name, prefix + body))
+                  for name, (prefix, body) in originals.items()}
     ns_old = stream[0][3]
     ns_new = b"replay"
     calls = collections.Counter()
@@ -217,12 +232,15 @@ def replay(r, stream, originals, variants):
     c0 = r.info("cpu")
     p = r.pipeline(transaction=False)
     for a in stream:
-        name = by_sha.get(a[1].decode())
-        if name is None:
-            raise SystemExit(f"a call of a script not in {LUA}: was the Lua edited since recording?")
+        name = script_of(a)
+        if name not in originals:
+            raise SystemExit(f"a call of a script not in {LUA}: {name}")
         calls[name] += 1
         args = list(a)
-        args[1] = loaded[name]
+        if lib:
+            args[0], args[1] = "FCALL", f"wfr_{name}"
+        else:
+            args[0], args[1] = "EVALSHA", loaded[name]
         args[3] = ns_new if a[3] == ns_old else a[3]
         p.execute_command(*args)
     res = p.execute(raise_on_error=False)
@@ -231,11 +249,12 @@ def replay(r, stream, originals, variants):
     for k in r.scan_iter(match="replay:*", count=1000):
         r.unlink(k)
     errors = [x for x in res if isinstance(x, Exception)]
+    outer = "cmdstat_fcall" if lib else "cmdstat_evalsha"
     inner = {k[len("cmdstat_"):]: v for k, v in cs.items()
-             if k not in ("cmdstat_evalsha", "cmdstat_config|resetstat", "cmdstat_info")}
+             if k not in (outer, "cmdstat_config|resetstat", "cmdstat_info")}
     return {
         "cpu_ms": (c1["used_cpu_user"] + c1["used_cpu_sys"] - c0["used_cpu_user"] - c0["used_cpu_sys"]) * 1000,
-        "evalsha_ms": cs["cmdstat_evalsha"]["usec"] / 1000,
+        "scripts_ms": cs[outer]["usec"] / 1000,
         "inner_ms": sum(v["usec"] for v in inner.values()) / 1000,
         "inner_calls": sum(v["calls"] for v in inner.values()),
         "inner": inner, "calls": calls, "errors": errors,
@@ -250,19 +269,19 @@ def calibrate(r, prefix):
     return int(r.get("fprof:us")) / int(r.get("fprof:n"))
 
 
-def count_instructions(stream, originals, repeat):
+def count_instructions(stream, originals, lib, repeat):
     """Instructions redis-server executes for the stream, counted by valgrind's callgrind (about
     50 times slower than running it, but the same count on a busy machine as on a quiet one)."""
     out = f"/tmp/lua_profile_cg_{os.getpid()}"
     wrap = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     ctl = lambda *a: subprocess.run(["callgrind_control", *a], check=True, capture_output=True)
     with PrivateRedis(wrap) as pr:
-        replay(pr.r, stream, originals, {})  # loads the scripts, warms the allocator
+        replay(pr.r, stream, originals, {}, lib)  # loads the library, warms the allocator
         ctl("-i", "on", str(pr.proc.pid))
         counts = []
         for i in range(repeat):
             ctl("-z", str(pr.proc.pid))
-            replay(pr.r, stream, originals, {})
+            replay(pr.r, stream, originals, {}, lib)
             ctl("-d", str(pr.proc.pid))
             dumps = sorted((f for f in os.listdir("/tmp") if f.startswith(os.path.basename(out) + ".")),
                            key=lambda f: int(f.rsplit(".", 1)[1]))
@@ -281,20 +300,14 @@ def count_instructions(stream, originals, repeat):
 def replay_cmd(args):
     with open(args.file) as f:
         stream = [parse_monitor_line(ln) for ln in f if ln.strip()]
-    # A call answered NOSCRIPT is sent again after SCRIPT LOAD; MONITOR shows both. Workflow
-    # ids are unique, so a repeated submit is such a retry (other scripts are not deduplicated).
-    global REV, RECORDED
-    if args.recorded_with:
-        # Calls are told apart by the scripts they were recorded with; what runs is --rev's.
-        run_rev, REV = REV, args.recorded_with
-        RECORDED = {sha1("".join(pb)): name for name, pb in scripts().items()}
-        REV = run_rev
-    originals = scripts()
-    submit_sha = next((sha.encode() for sha, n in (RECORDED or {}).items() if n == "submit"),
-                      sha1("".join(originals["submit"])).encode())
+    # A call answered "Function not found" is sent again after FUNCTION LOAD; MONITOR shows
+    # both. Workflow ids are unique, so a repeated submit is such a retry (other scripts are not
+    # deduplicated).
+    originals, shared_src = scripts()
+    lib = library(originals, shared_src)
     seen, kept = set(), []
     for a in stream:
-        if a[1] == submit_sha:
+        if script_of(a) == "submit":
             if tuple(a) in seen:
                 continue
             seen.add(tuple(a))
@@ -302,17 +315,17 @@ def replay_cmd(args):
     stream = kept
     fns = args.fns.split(",") if args.fns else HOT
     if args.instructions:
-        for n in count_instructions(stream, originals, args.repeat):
+        for n in count_instructions(stream, originals, lib, args.repeat):
             print(f"{n / 1e6:.1f} M instructions of redis-server for {len(stream)} script calls")
         return
     with PrivateRedis() as pr:
         r = pr.r
-        base = [replay(r, stream, originals, {}) for _ in range(args.repeat)]
+        base = [replay(r, stream, originals, {}, lib) for _ in range(args.repeat)]
         b = min(base, key=lambda x: x["cpu_ms"])
         if b["errors"]:
             print(f"warning: {len(b['errors'])} script errors, first: {b['errors'][0]}")
         print(f"{len(stream)} script calls: {dict(b['calls'])}")
-        print(f"Redis CPU {b['cpu_ms']:.1f} ms (best of {args.repeat}); EVALSHA {b['evalsha_ms']:.1f} ms, of which "
+        print(f"Redis CPU {b['cpu_ms']:.1f} ms (best of {args.repeat}); FCALL {b['scripts_ms']:.1f} ms, of which "
               f"{b['inner_ms']:.1f} ms in {b['inner_calls']} commands run by the scripts:")
         for k, v in sorted(b["inner"].items(), key=lambda kv: -kv[1]["usec"]):
             print(f"  {k:14s} {v['calls']:7d} calls {v['usec'] / 1000:8.1f} ms  {v['usec_per_call']:6.2f} us/call")
@@ -363,9 +376,7 @@ def main():
     a.add_argument("--instructions", action="store_true",
                    help="only count the instructions Redis executes for the stream (valgrind "
                         "callgrind), --repeat times: reproducible where CPU times are not")
-    a.add_argument("--recorded-with", metavar="REV",
-                   help="the git revision whose scripts recorded FILE, when the scripts to run "
-                        "differ (edited since): what a change to the Lua is worth")
+
     args = ap.parse_args()
     global REV
     REV = getattr(args, "rev", None)
