@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::log::{ran, record};
-use support::{broker, eventually, redis_url, start, worker, Cleanup, Resp};
+use support::{
+    broker, broker_with, eventually, namespace, redis_url, start, worker, Cleanup, RedisServer,
+    Resp,
+};
 use workflow::prelude::*;
 use workflow::Message;
 
@@ -526,4 +529,35 @@ async fn a_fetch_that_fails_after_taking_ids_puts_them_back() {
     r.cmd(&["SET", &format!("{ns}:rw_notalist"), "x"]);
     assert!(b.fetch("rw_notalist", 1).await.is_err());
     assert!(r.keys(&format!("{ns}:__acks__.*.rw_notalist")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_script_library_is_loaded_again_when_redis_lost_it() {
+    let server = RedisServer::start_in_memory();
+    let url = server.url();
+    let b = broker_with(&url, &namespace(), Duration::from_secs(60)).await;
+    let mut r = Resp::connect(&url);
+    let libraries = |r: &mut Resp| match r.cmd(&["FUNCTION", "LIST"]) {
+        support::Reply::Array(libs) => libs.len(),
+        other => panic!("FUNCTION LIST: {other:?}"),
+    };
+    assert_eq!(libraries(&mut r), 1, "loaded when the broker connected");
+    b.enqueue(Message::new("rw_lib", "a", vec![]), None)
+        .await
+        .unwrap();
+    // As after a restart without persistence.
+    r.cmd(&["FUNCTION", "FLUSH"]);
+    assert_eq!(libraries(&mut r), 0);
+    let trips = b.round_trips();
+    let got = b.fetch("rw_lib", 10).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(b.round_trips() - trips, 1, "reloading is part of the request");
+    assert_eq!(libraries(&mut r), 1);
+    b.settle(&[workflow::Settlement::Ack {
+        queue: got[0].queue.clone(),
+        receipt: got[0].receipt.clone(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(b.queue_stats("rw_lib").await.unwrap(), Default::default());
 }
