@@ -551,7 +551,11 @@ async fn the_script_library_is_loaded_again_when_redis_lost_it() {
     let trips = b.round_trips();
     let got = b.fetch("rw_lib", 10).await.unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!(b.round_trips() - trips, 1, "reloading is part of the request");
+    assert_eq!(
+        b.round_trips() - trips,
+        1,
+        "reloading is part of the request"
+    );
     assert_eq!(libraries(&mut r), 1);
     b.settle(&[workflow::Settlement::Ack {
         queue: got[0].queue.clone(),

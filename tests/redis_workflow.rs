@@ -1348,3 +1348,40 @@ async fn a_stopped_workflows_message_given_back_is_dropped_when_taken() {
     assert_eq!(states(&h.status().await.unwrap()), [Running, Skipped]);
     assert_eq!(r.cmd(&["HLEN", &format!("{ns}:rwk.msgs")]).int(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_started_by_a_batch_that_stops_its_workflow_is_not_handed_out() {
+    let b = broker().await;
+    let _clean = Cleanup::new(b.namespace());
+    // b's node comes after the 6000 members of the group: the sweep of the failure's own call
+    // (5000 nodes) does not reach it.
+    let h = Workflow::from(
+        Group::new()
+            .with(Workflow::group((0..6000).map(|_| raw("rwx_g", "g"))))
+            .with(Workflow::chain([raw("rwx", "a"), raw("rwx", "b")])),
+    )
+    .run(&b)
+    .await
+    .unwrap();
+    let a = b.fetch("rwx", 10).await.unwrap();
+    assert_eq!(actors(&a), ["a"]);
+    let g = b.fetch("rwx_g", 1).await.unwrap();
+    let s = b
+        .settle_and_take(
+            &[
+                complete(&a[0]),
+                Settlement::DeadLetter {
+                    queue: g[0].queue.clone(),
+                    receipt: g[0].receipt.clone(),
+                    reason: "g broke".into(),
+                    workflow: Message::decode(&g[0].payload).unwrap().workflow(),
+                },
+            ],
+            &[room("rwx", 10)],
+        )
+        .await
+        .unwrap();
+    assert!(s.taken.is_empty(), "{:?}", actors(&s.taken));
+    assert_eq!(h.status().await.unwrap().state, WorkflowState::Failed);
+    assert!(b.fetch("rwx", 10).await.unwrap().is_empty());
+}

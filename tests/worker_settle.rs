@@ -97,6 +97,16 @@ struct Handing {
     waiting: std::sync::Arc<AtomicUsize>,
     handed: std::sync::Arc<AtomicUsize>,
     max_room: std::sync::Arc<AtomicUsize>,
+    /// The most messages of one queue in flight (fetched or taken, not settled) seen.
+    max_in_flight: std::sync::Arc<AtomicUsize>,
+}
+
+impl Handing {
+    async fn note_in_flight(&self, queue: &str) -> Result<()> {
+        let held = self.inner.queue_stats(queue).await?.in_flight;
+        self.max_in_flight.fetch_max(held, SeqCst);
+        Ok(())
+    }
 }
 
 impl Default for Handing {
@@ -108,6 +118,7 @@ impl Default for Handing {
             waiting: Default::default(),
             handed: Default::default(),
             max_room: Default::default(),
+            max_in_flight: Default::default(),
         }
     }
 }
@@ -117,7 +128,11 @@ impl Broker for Handing {
         self.inner.enqueue(message, delay)
     }
     fn fetch<'a>(&'a self, queue: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<Delivery>>> {
-        self.inner.fetch(queue, max)
+        Box::pin(async move {
+            let got = self.inner.fetch(queue, max).await?;
+            self.note_in_flight(queue).await?;
+            Ok(got)
+        })
     }
     fn settle<'a>(&'a self, batch: &'a [Settlement]) -> BoxFuture<'a, Result<Vec<String>>> {
         self.inner.settle(batch)
@@ -139,6 +154,7 @@ impl Broker for Handing {
                 if ready.iter().any(|q| **q == *r.queue) {
                     let got = self.inner.fetch(&r.queue, r.max).await?;
                     self.handed.fetch_add(got.len(), SeqCst);
+                    self.note_in_flight(&r.queue).await?;
                     taken.extend(got);
                 }
             }
@@ -194,6 +210,11 @@ async fn messages_handed_back_with_a_settlement_run_within_the_room() {
     assert!(
         broker.max_room.load(SeqCst) <= 2,
         "room beyond the prefetch"
+    );
+    let held = broker.max_in_flight.load(SeqCst);
+    assert!(
+        (1..=2).contains(&held),
+        "{held} in flight with a prefetch of 2"
     );
     assert_eq!(
         broker.queue_stats("hand").await.unwrap(),

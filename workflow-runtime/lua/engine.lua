@@ -220,8 +220,11 @@ local SWEEP_LEFT
 -- Workers with a heartbeat (live ones and dead ones not forgotten yet), read once per call.
 local HB_WORKERS
 
+-- Whether this call stopped a workflow (failed or cancelled it).
+local STOPPED_NOW
+
 RESET[#RESET + 1] = function()
-    START_LEFT, SWEEP_LEFT, HB_WORKERS = START_BUDGET, SWEEP_SLICE, nil
+    START_LEFT, SWEEP_LEFT, HB_WORKERS, STOPPED_NOW = START_BUDGET, SWEEP_SLICE, nil, false
 end
 
 -- Which of the receipts `rids` (messages of canonical queue q) a worker took from q and has
@@ -358,6 +361,7 @@ local function finish(w, state, failure)
         -- Until its hash expires, messages of its nodes that are still around are dropped
         -- when taken (those the sweep below does not reach, or that a worker held).
         zadd(STOPPED, string.format('%.0f', NOW + ret), w.id)
+        STOPPED_NOW = true
         sweep(w, 0)
         if state == 'failed' and r[3] then
             local rid = rid_of(w, 'f')

@@ -28,8 +28,8 @@ if ARGV[6] == '1' then
     zadd(hb, NOW_S, worker)
 end
 local out = {}
-local _, err = take(worker, q, n, out, nil)
-if err then
+local got, err = take(worker, q, n, out, nil)
+if not got then
     return err
 end
 flush() -- the heartbeat, if take wrote nothing

@@ -124,7 +124,8 @@ for _, wid in ipairs(norder) do
         fields[#fields + 1] = 'm' .. node
     end
     local r = try('hash', 'HMGET', w.key, unpack(fields))
-    -- (A workflow of an unknown layout is left to fetch, which refuses it loudly.)
+    -- (The messages of a workflow of an unknown layout are given back as they are: its
+    -- completions are refused loudly, by settle.lua.)
     if r and (not r[1] or r[3] == LAYOUT) then
         local state, mine = r[1], r[2]
         for x, b in ipairs(list) do

@@ -233,7 +233,9 @@ end
 local given, direct = {}, {}
 for _, q in ipairs(ROOM_ORDER) do
     local pushed = L[k(q)]
-    if pushed and WOKE[q] then
+    -- (Not when this call stopped a workflow: a node it started may be one the sweep did not
+    -- reach; `take` checks the stopped workflows.)
+    if pushed and WOKE[q] and not STOPPED_NOW then
         local len = redis.pcall('LLEN', k(q))
         if type(len) == 'number' then
             typed(k(q), 'list')
@@ -276,8 +278,8 @@ for _, q in ipairs(ROOM_ORDER) do
         drained[q] = true
     elseif WOKE[q] and not direct[q] then
         local room, got = ROOM[q], {}
-        local n = take(WORKER, q, room, got, known[q])
-        if n and n < room then
+        local n, popped = take(WORKER, q, room, got, known[q])
+        if n and popped < room then
             drained[q] = true
         end
         for x = 1, #got, 2 do

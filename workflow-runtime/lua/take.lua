@@ -144,8 +144,9 @@ end
 -- `worker` for q and appends receipt, payload, ... of those that may run to `out` (see
 -- above). `known`, or nil, maps receipts to the payloads this script wrote to q's .msgs hash
 -- (false: deleted), which are not read back. Flushes the write buffers.
--- Returns the number of messages handed out, or nil and an error reply; after an error the
--- ids are back where they were and nothing was written.
+-- Returns the number of messages handed out and the number of ids taken from the queue
+-- (fewer than n: the queue is drained), or nil and an error reply; after an error the ids are
+-- back where they were and nothing was written.
 local function take(worker, q, n, out, known)
     local qkey = k(q)
     -- The first command; on a key that is not a list it fails, having changed nothing.
@@ -155,11 +156,11 @@ local function take(worker, q, n, out, known)
     end
     typed(qkey, 'list')
     if not ids then
-        return 0
+        return 0, 0
     end
     local ok, res = pcall(take_popped, worker, q, ids, out, known)
     if ok and type(res) == 'number' then
-        return res
+        return res, #ids
     end
     discard()
     local back = {}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -298,8 +298,11 @@ struct Shared {
 /// Messages of one consumer that are fetched and not yet settled.
 #[derive(Default)]
 struct Outstanding {
+    /// Held messages, and room claimed for a fetch or a settlement's take in flight.
     count: AtomicUsize,
     freed: Notify,
+    /// The consumer found its queue drained and waits: settlements may take for it.
+    idle: AtomicBool,
 }
 
 impl Outstanding {
@@ -308,7 +311,9 @@ impl Outstanding {
         self.freed.notify_one();
     }
 
-    /// Claims all the room left below `limit`; returns how much.
+    /// Claims all the room left below `limit`; returns how much. The consumer's fetches and the
+    /// flusher's takes both claim their room this way, so together they never hold more than
+    /// `limit`.
     fn reserve(&self, limit: usize) -> usize {
         let mut held = self.count.load(Ordering::Acquire);
         while held < limit {
@@ -387,6 +392,7 @@ impl Consumer {
                 continue;
             }
             if let Some(until) = idle_until {
+                self.outstanding.idle.store(true, Ordering::Release);
                 let left = until.saturating_duration_since(Instant::now());
                 if !left.is_zero() {
                     tokio::select! {
@@ -395,6 +401,13 @@ impl Consumer {
                             if !self.dispatch_all(taken).await {
                                 break;
                             }
+                            // The settlement that took these saw the queue: if it left
+                            // messages there, it woke this consumer; if not, the next poll can
+                            // wait as long again (a poll would hold the room that settlements
+                            // take into).
+                            idle_until = Some(
+                                Instant::now() + poll_pause(misses, self.shared.max_poll_interval),
+                            );
                             continue;
                         }
                         _ = stop.cancelled() => break,
@@ -403,13 +416,20 @@ impl Consumer {
                 idle_until = None;
                 continue;
             }
+            // Not idle any more: settlements stop taking for this consumer, which claims the
+            // room for its fetch (unless a settlement in flight still holds it).
+            self.outstanding.idle.store(false, Ordering::Release);
+            let room = self.outstanding.reserve(self.limit);
+            if room == 0 {
+                continue;
+            }
             // A fetch is not abandoned half-way when the worker stops: the broker may already
             // have handed out its messages; they are given back below instead.
-            let fetched = self
-                .shared
-                .broker
-                .fetch(&self.queue, self.limit - held)
-                .await;
+            let fetched = self.shared.broker.fetch(&self.queue, room).await;
+            let got = fetched.as_ref().map_or(0, Vec::len).min(room);
+            self.outstanding
+                .count
+                .fetch_sub(room - got, Ordering::AcqRel);
             match fetched {
                 Err(e) => {
                     warn!(queue = %self.queue, error = %e, "fetch failed; retrying");
@@ -423,28 +443,30 @@ impl Consumer {
                     misses = misses.saturating_add(1);
                     idle_until =
                         Some(Instant::now() + poll_pause(misses, self.shared.max_poll_interval));
+                    self.outstanding.idle.store(true, Ordering::Release);
                 }
                 Ok(batch) => {
                     misses = 0;
                     // The queue had fewer messages than asked for: polling again at once
                     // would most likely find it empty. Wait for a wake-up or a short pause.
-                    if batch.len() < self.limit - held {
+                    if batch.len() < room {
                         idle_until =
                             Some(Instant::now() + poll_pause(0, self.shared.max_poll_interval));
+                        // Before the tasks start: their settlements may take what comes next.
+                        self.outstanding.idle.store(true, Ordering::Release);
                     }
-                    self.outstanding
-                        .count
-                        .fetch_add(batch.len(), Ordering::AcqRel);
                     if !self.dispatch_all(batch).await {
                         break;
                     }
                 }
             }
         }
-        // Messages taken for this consumer that it will not run now go back.
+        // Messages taken for this consumer that it will not run now go back (`recv` after
+        // `close` also waits for a send in progress).
+        self.outstanding.idle.store(false, Ordering::Release);
         if let Some(mut inbox) = inbox {
             inbox.close();
-            while let Ok(taken) = inbox.try_recv() {
+            while let Some(taken) = inbox.recv().await {
                 for d in taken {
                     self.give_back(d);
                 }
@@ -691,9 +713,9 @@ async fn execute(shared: &Shared, d: Delivery, message: Message) -> Settlement {
 /// batch was in flight goes in the next one, so an idle worker settles at once.
 ///
 /// A batch that may enqueue ready messages (completions, retries) offers the broker the room
-/// the ready queues' consumers have, reserved for the call: the broker may hand back, in the
-/// same request, messages a consumer would fetch next (a chain's next step, say), which go to
-/// that consumer's inbox.
+/// that the ready queues' idle consumers (those that found their queue drained) have,
+/// reserved for the call: the broker may hand back, in the same request, messages such a
+/// consumer would fetch next (a chain's next step, say), which go to its inbox.
 async fn flush(
     broker: Arc<dyn Broker>,
     mut rx: mpsc::UnboundedReceiver<Settlement>,
@@ -724,7 +746,12 @@ async fn flush(
         let mut rooms = Vec::new();
         let mut reserved = Vec::new();
         if may_push && !stop.is_cancelled() {
+            // Only consumers waiting on a drained queue: one that is fetching gets its
+            // messages itself, and must not find its room held by every settlement.
             for (i, slot) in slots.iter().enumerate() {
+                if !slot.outstanding.idle.load(Ordering::Acquire) {
+                    continue;
+                }
                 let n = slot.outstanding.reserve(slot.limit);
                 if n > 0 {
                     rooms.push(Room {

@@ -616,6 +616,9 @@ impl RedisBroker {
             {
                 let queue = String::from_utf8_lossy(&queue);
                 let Some(room) = rooms.iter().find(|r| *r.queue == *queue) else {
+                    // Not a queue offered (the scripts never do this): in our acks set and
+                    // unknown here, so the next heartbeat's orphan sweep gives it back.
+                    self.inner.suspect.store(true, Ordering::Release);
                     continue;
                 };
                 let receipt = String::from_utf8_lossy(&receipt).into_owned();
