@@ -93,6 +93,9 @@ async fn a_rejected_settlement_does_not_block_the_rest_of_its_batch() {
 struct Handing {
     inner: MemoryBroker,
     gated: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Wakes no consumer when work arrives (as for messages of another process), and takes a
+    /// moment to settle (as a round trip to Redis).
+    deaf: std::sync::Arc<std::sync::atomic::AtomicBool>,
     gate: std::sync::Arc<tokio::sync::Semaphore>,
     waiting: std::sync::Arc<AtomicUsize>,
     handed: std::sync::Arc<AtomicUsize>,
@@ -114,6 +117,7 @@ impl Default for Handing {
         Handing {
             inner: MemoryBroker::new(),
             gated: Default::default(),
+            deaf: Default::default(),
             gate: std::sync::Arc::new(tokio::sync::Semaphore::new(0)),
             waiting: Default::default(),
             handed: Default::default(),
@@ -147,6 +151,10 @@ impl Broker for Handing {
                 self.waiting.fetch_add(1, SeqCst);
                 self.gate.acquire().await.unwrap().forget();
             }
+            if self.deaf.load(SeqCst) {
+                // A round trip, during which the room offered stays reserved.
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
             let ready = self.inner.settle(batch).await?;
             let mut taken = Vec::new();
             for r in room {
@@ -165,6 +173,9 @@ impl Broker for Handing {
         self.inner.queue_stats(queue)
     }
     fn wait_for_work<'a>(&'a self, queues: &'a [String], timeout: Duration) -> BoxFuture<'a, ()> {
+        if self.deaf.load(SeqCst) {
+            return Box::pin(tokio::time::sleep(timeout));
+        }
         self.inner.wait_for_work(queues, timeout)
     }
     fn submit_workflow(&self, plan: Plan) -> BoxFuture<'_, Result<()>> {
@@ -249,4 +260,53 @@ async fn messages_handed_back_while_the_worker_stops_go_back_to_the_queue() {
     let s = broker.queue_stats("hand_gated").await.unwrap();
     assert_eq!((s.ready, s.in_flight), (1, 0), "step 1 is queued again");
     assert_eq!(h.status().await.unwrap().state, WorkflowState::Running);
+}
+
+static BUSY_STEPS: AtomicUsize = AtomicUsize::new(0);
+static QUIET_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[actor(queue = "hand_busy")]
+async fn busy_step(n: u32) {
+    let _ = n;
+    BUSY_STEPS.fetch_add(1, SeqCst);
+}
+
+#[actor(queue = "hand_quiet")]
+async fn quiet(n: u32) {
+    let _ = n;
+    QUIET_RUNS.fetch_add(1, SeqCst);
+}
+
+#[tokio::test]
+async fn a_queue_that_settlements_never_fill_is_still_polled_while_they_flow() {
+    // Completions keep coming: 200 chains of 50 steps.
+    const STEPS: usize = 200 * 50;
+    let broker = Handing::default();
+    broker.deaf.store(true, SeqCst);
+    for _ in 0..200 {
+        Workflow::chain((0..50).map(busy_step::message))
+            .run(&broker)
+            .await
+            .unwrap();
+    }
+    let w = start(worker(broker.clone(), &["hand_busy", "hand_quiet"]));
+    eventually(
+        Duration::from_secs(10),
+        "the chain to be under way",
+        || async { BUSY_STEPS.load(SeqCst) >= 10 },
+    )
+    .await;
+    for n in 0..5 {
+        quiet::message(n).send(&broker).await.unwrap();
+    }
+    // Polled (the broker wakes nobody) while the chain's settlements keep coming.
+    eventually(
+        Duration::from_secs(10),
+        "the quiet queue's messages",
+        || async { QUIET_RUNS.load(SeqCst) == 5 },
+    )
+    .await;
+    let steps = BUSY_STEPS.load(SeqCst);
+    assert!(steps < STEPS, "the quiet queue waited for the whole chain");
+    w.stop().await;
 }

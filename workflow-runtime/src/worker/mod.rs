@@ -413,6 +413,9 @@ impl Consumer {
                         _ = stop.cancelled() => break,
                     }
                 }
+                // Woken or due to poll: settlements stop taking this consumer's room before it
+                // needs it for its own fetch.
+                self.outstanding.idle.store(false, Ordering::Release);
                 idle_until = None;
                 continue;
             }
@@ -426,10 +429,18 @@ impl Consumer {
             // A fetch is not abandoned half-way when the worker stops: the broker may already
             // have handed out its messages; they are given back below instead.
             let fetched = self.shared.broker.fetch(&self.queue, room).await;
-            let got = fetched.as_ref().map_or(0, Vec::len).min(room);
-            self.outstanding
-                .count
-                .fetch_sub(room - got, Ordering::AcqRel);
+            // Each message fetched is held until released once; what was not used of the room
+            // is given back (a broker that returned more than asked is held too).
+            let got = fetched.as_ref().map_or(0, Vec::len);
+            if got < room {
+                self.outstanding
+                    .count
+                    .fetch_sub(room - got, Ordering::AcqRel);
+            } else {
+                self.outstanding
+                    .count
+                    .fetch_add(got - room, Ordering::AcqRel);
+            }
             match fetched {
                 Err(e) => {
                     warn!(queue = %self.queue, error = %e, "fetch failed; retrying");
@@ -796,6 +807,10 @@ async fn flush(
                 }
             }
             Err(e) => {
+                // Nothing was taken: the room goes back before the slow path below.
+                for (i, n) in reserved.drain(..) {
+                    slots[i].outstanding.unreserve(n);
+                }
                 // One settlement the broker keeps rejecting must not hold back the others.
                 warn!(error = %e, messages = batch.len(), "settling a batch failed; settling one by one");
                 for s in &batch {
