@@ -81,9 +81,12 @@ impl Error {
             Error::Timeout(_) => true,
             #[cfg(feature = "redis")]
             Error::Redis(e) => match e.code() {
-                // A script that fails on its input fails the same way next time, and so does a
-                // command on a key of the wrong type.
-                Some("ERR") => !e.detail().is_some_and(|d| d.contains("script")),
+                // A script or command that fails on its input fails the same way next time
+                // (replies of a pipeline carry no detail to tell more), and so does a command
+                // on a key of the wrong type; only a full server's refusal passes.
+                Some("ERR") => e
+                    .detail()
+                    .is_some_and(|d| d.contains("max number of clients")),
                 Some("WRONGTYPE" | "NOPERM" | "NOSCRIPT") => false,
                 // LOADING, BUSY, OOM, MISCONF, TRYAGAIN, READONLY, MASTERDOWN, NOREPLICAS, ...
                 Some(_) => true,
@@ -91,5 +94,37 @@ impl Error {
             },
             _ => false,
         }
+    }
+}
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+
+    /// A reply `-<code> <detail>` of Redis (as redis-rs reports an `ERR` reply).
+    fn server(code: &str, detail: &str) -> Error {
+        Error::Redis(redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "server error",
+            format!("{code} {detail}"),
+        )))
+    }
+
+    #[test]
+    fn script_and_command_errors_are_not_transient() {
+        assert!(server("ERR", "max number of clients reached").is_transient());
+        for (code, detail) in [
+            ("ERR", "workflow w: its state in Redis has layout v2"),
+            ("ERR", "submit: a workflow with id w exists already"),
+        ] {
+            let e = server(code, detail);
+            assert!(
+                matches!(&e, Error::Redis(r) if r.code() == Some(code)),
+                "{e:?}"
+            );
+            assert!(!e.is_transient(), "{e}");
+        }
+        assert!(Error::Timeout(std::time::Duration::from_secs(1)).is_transient());
+        assert!(!Error::Broker("x".into()).is_transient());
     }
 }
