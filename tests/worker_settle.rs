@@ -16,6 +16,27 @@ use workflow::{
     WorkflowState, WorkflowStatus,
 };
 
+/// The methods the test brokers below pass on to their `inner` memory broker as they are.
+macro_rules! forward_the_rest {
+    () => {
+        fn enqueue(&self, message: Message, delay: Option<Duration>) -> BoxFuture<'_, Result<()>> {
+            self.inner.enqueue(message, delay)
+        }
+        fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>> {
+            self.inner.queue_stats(queue)
+        }
+        fn submit_workflow(&self, plan: Plan) -> BoxFuture<'_, Result<()>> {
+            self.inner.submit_workflow(plan)
+        }
+        fn workflow_status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<WorkflowStatus>> {
+            self.inner.workflow_status(id)
+        }
+        fn cancel_workflow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>> {
+            self.inner.cancel_workflow(id)
+        }
+    };
+}
+
 /// A memory broker that refuses, for good, to settle the message with argument 0.
 #[derive(Clone, Default)]
 struct Picky {
@@ -24,9 +45,6 @@ struct Picky {
 }
 
 impl Broker for Picky {
-    fn enqueue(&self, message: Message, delay: Option<Duration>) -> BoxFuture<'_, Result<()>> {
-        self.inner.enqueue(message, delay)
-    }
     fn fetch<'a>(&'a self, queue: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<Delivery>>> {
         Box::pin(async move {
             let out = self.inner.fetch(queue, max).await?;
@@ -45,21 +63,10 @@ impl Broker for Picky {
         }
         self.inner.settle(batch)
     }
-    fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>> {
-        self.inner.queue_stats(queue)
-    }
     fn wait_for_work<'a>(&'a self, queues: &'a [String], timeout: Duration) -> BoxFuture<'a, ()> {
         self.inner.wait_for_work(queues, timeout)
     }
-    fn submit_workflow(&self, plan: Plan) -> BoxFuture<'_, Result<()>> {
-        self.inner.submit_workflow(plan)
-    }
-    fn workflow_status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<WorkflowStatus>> {
-        self.inner.workflow_status(id)
-    }
-    fn cancel_workflow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>> {
-        self.inner.cancel_workflow(id)
-    }
+    forward_the_rest!();
 }
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -128,9 +135,6 @@ impl Default for Handing {
 }
 
 impl Broker for Handing {
-    fn enqueue(&self, message: Message, delay: Option<Duration>) -> BoxFuture<'_, Result<()>> {
-        self.inner.enqueue(message, delay)
-    }
     fn fetch<'a>(&'a self, queue: &'a str, max: usize) -> BoxFuture<'a, Result<Vec<Delivery>>> {
         Box::pin(async move {
             let got = self.inner.fetch(queue, max).await?;
@@ -169,24 +173,13 @@ impl Broker for Handing {
             Ok(Settled { ready, taken })
         })
     }
-    fn queue_stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueStats>> {
-        self.inner.queue_stats(queue)
-    }
     fn wait_for_work<'a>(&'a self, queues: &'a [String], timeout: Duration) -> BoxFuture<'a, ()> {
         if self.deaf.load(SeqCst) {
             return Box::pin(tokio::time::sleep(timeout));
         }
         self.inner.wait_for_work(queues, timeout)
     }
-    fn submit_workflow(&self, plan: Plan) -> BoxFuture<'_, Result<()>> {
-        self.inner.submit_workflow(plan)
-    }
-    fn workflow_status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<WorkflowStatus>> {
-        self.inner.workflow_status(id)
-    }
-    fn cancel_workflow<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>> {
-        self.inner.cancel_workflow(id)
-    }
+    forward_the_rest!();
 }
 
 static LINKS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
