@@ -257,20 +257,35 @@ local function call_chunked(cmd, key, list)
     end
 end
 
-local function write_hash(key)
-    local a = H[key]
-    local sets, dels = {}, {}
-    for _, f in ipairs(a.order) do
-        local v = a.v[f]
-        if v then
-            sets[#sets + 1] = f
-            sets[#sets + 1] = v
+-- Writes the buffer `a` of one key: its removals (entries set to false) with del_cmd, then its
+-- additions with add_cmd, each sent as `shape` says: 'fv' field then value (HSET), 'vf' score
+-- then member (ZADD), 'f' the member alone (SADD).
+local function write_buffered(key, a, del_cmd, add_cmd, shape)
+    local adds, dels = {}, {}
+    for _, x in ipairs(a.order) do
+        local v = a.v[x]
+        if not v then
+            dels[#dels + 1] = x
+        elseif shape == 'fv' then
+            adds[#adds + 1] = x
+            adds[#adds + 1] = v
+        elseif shape == 'vf' then
+            adds[#adds + 1] = v
+            adds[#adds + 1] = x
         else
-            dels[#dels + 1] = f
+            adds[#adds + 1] = x
         end
     end
-    call_chunked('HDEL', key, dels)
-    call_chunked('HSET', key, sets)
+    call_chunked(del_cmd, key, dels)
+    call_chunked(add_cmd, key, adds)
+end
+
+local function write_hash(key)
+    write_buffered(key, H[key], 'HDEL', 'HSET', 'fv')
+end
+
+local function write_set(key)
+    write_buffered(key, S[key], 'SREM', 'SADD', 'f')
 end
 
 -- Forgets the buffered writes (after an error: nothing of them is to be written).
@@ -278,20 +293,6 @@ local function discard()
     KEYOPS, RAW = {}, nil
     H, H_ORDER, S, S_ORDER, Z, Z_ORDER = {}, {}, {}, {}, {}, {}
     L, L_ORDER, TTL, TTL_ORDER = {}, {}, {}, {}
-end
-
-local function write_set(key)
-    local a = S[key]
-    local adds, rems = {}, {}
-    for _, m in ipairs(a.order) do
-        if a.v[m] then
-            adds[#adds + 1] = m
-        else
-            rems[#rems + 1] = m
-        end
-    end
-    call_chunked('SREM', key, rems)
-    call_chunked('SADD', key, adds)
 end
 
 -- Checks the type of every key to be written, then writes everything, and empties the
@@ -378,19 +379,7 @@ local function flush()
         end
     end
     for _, key in ipairs(Z_ORDER) do
-        local a = Z[key]
-        local adds, rems = {}, {}
-        for _, m in ipairs(a.order) do
-            local score = a.v[m]
-            if score then
-                adds[#adds + 1] = score
-                adds[#adds + 1] = m
-            else
-                rems[#rems + 1] = m
-            end
-        end
-        call_chunked('ZREM', key, rems)
-        call_chunked('ZADD', key, adds)
+        write_buffered(key, Z[key], 'ZREM', 'ZADD', 'vf')
     end
     for _, key in ipairs(L_ORDER) do
         if key ~= first then
