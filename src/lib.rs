@@ -107,22 +107,25 @@
 //! - Failed attempts are retried with exponential backoff (dramatiq's defaults: 20 retries,
 //!   15 s to 7 days); a message that exhausts its retries, names an unknown actor or does not
 //!   decode goes to the dead-letter queue with the reason logged.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
 pub use workflow_macros::actor;
 pub use workflow_macros::{chain, delay, group, workflow};
-pub use workflow_runtime::actor::{ActorEntry, Registry, TaskError};
 pub use workflow_runtime::broker::{self, Broker, Delivery, QueueStats, Room, Settled, Settlement};
-pub use workflow_runtime::error::{Error, Result};
-pub use workflow_runtime::message::{self, Message, TypedMessage, WorkflowRef};
-pub use workflow_runtime::worker::{shutdown_signal, Worker};
-pub use workflow_runtime::workflow as engine;
-pub use workflow_runtime::workflow::{
-    Chain, Group, NodeState, NodeStatus, Workflow, WorkflowHandle, WorkflowState, WorkflowStatus,
+pub use workflow_runtime::client::{
+    Actor, ActorOptions, Chain, Group, TypedMessage, Workflow, WorkflowHandle,
 };
-pub use workflow_runtime::{retry, Actor, ActorOptions, MemoryBroker};
+pub use workflow_runtime::engine::{
+    Message, NodeState, NodeStatus, WorkflowFailure, WorkflowRef, WorkflowState, WorkflowStatus,
+};
+pub use workflow_runtime::error::{Error, Result};
+pub use workflow_runtime::worker::registry::{ActorEntry, Registry, TaskError};
+pub use workflow_runtime::worker::{shutdown_signal, Worker};
+pub use workflow_runtime::MemoryBroker;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use workflow_runtime::{RedisBroker, RedisBrokerBuilder};
 
 /// Everything needed to define actors, build workflows and run a worker.
@@ -140,10 +143,15 @@ pub mod prelude {
 pub mod __private {
     pub use inventory;
     pub use serde_json::{Map, Value};
-    pub use workflow_runtime::actor::*;
-    pub use workflow_runtime::message::TypedMessage;
-    pub use workflow_runtime::workflow::Group;
-    pub use workflow_runtime::workflow::{Next, StaticPlan, StaticTask, Workflow};
+    pub use workflow_runtime::client::actor::{
+        assert_arg, to_arg, Actor, ActorArg, ActorOptions, TypedMessage,
+    };
+    pub use workflow_runtime::client::{Group, Workflow};
+    pub use workflow_runtime::engine::{Next, StaticPlan, StaticTask};
+    pub use workflow_runtime::worker::registry::{
+        assert_return, bind_args, run_async, run_blocking, take_arg, ActorEntry, ActorReturn,
+        Handler,
+    };
 
     /// A step of a `workflow!` literal. The bound reports a step that is not an actor at the
     /// user's path: "`x` is not an actor".

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use workflow::engine::Plan;
+use workflow::broker::Plan;
 use workflow::prelude::*;
 use workflow::{Chain, Group, Workflow};
 

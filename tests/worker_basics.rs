@@ -11,6 +11,11 @@ use tokio::sync::Semaphore;
 use workflow::prelude::*;
 use workflow::Message;
 
+fn now_millis() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.unwrap().as_millis() as u64
+}
+
 const T: Duration = Duration::from_secs(10);
 
 static ADDED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
@@ -196,7 +201,7 @@ async fn aged() {
 async fn messages_older_than_max_age_are_dead_lettered_unrun() {
     let broker = MemoryBroker::new();
     let mut old = aged::message().into_message().unwrap();
-    old.message_timestamp = (workflow::message::now_millis() - 5_000).into();
+    old.message_timestamp = (now_millis() - 5_000).into();
     broker.enqueue(old, None).await.unwrap();
     let w = start(worker(broker.clone(), &["aged"]));
     broker.join(T).await.unwrap();
@@ -335,10 +340,7 @@ async fn tasks_still_running_after_the_grace_period_are_given_back() {
 
 #[actor(queue = "later")]
 async fn later(sent_at: u64) {
-    LATER_LAG
-        .lock()
-        .unwrap()
-        .push(workflow::message::now_millis() - sent_at);
+    LATER_LAG.lock().unwrap().push(now_millis() - sent_at);
 }
 
 static LATER_LAG: Mutex<Vec<u64>> = Mutex::new(Vec::new());
@@ -346,7 +348,7 @@ static LATER_LAG: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 #[tokio::test]
 async fn delayed_messages_wait_for_their_eta() {
     let broker = MemoryBroker::new();
-    let now = workflow::message::now_millis();
+    let now = now_millis();
     later::message(now)
         .with_delay(Duration::from_millis(200))
         .send(&broker)

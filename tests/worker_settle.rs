@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::{eventually, start, worker};
 use workflow::broker::BoxFuture;
-use workflow::engine::Plan;
+use workflow::broker::Plan;
 use workflow::prelude::*;
 use workflow::{
     Delivery, Error, Message, QueueStats, Result, Room, Settled, Settlement, Workflow,

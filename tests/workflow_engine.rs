@@ -7,10 +7,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use support::trees::{label, Rng, Tree};
 
-use workflow::engine::{Next, State};
+use workflow::broker::Next;
 use workflow::{
     Broker, Chain, Group, MemoryBroker, Message, NodeState, Settlement, Workflow, WorkflowState,
 };
+use workflow_runtime::engine::State;
 
 fn step(name: &str) -> Workflow {
     Workflow::message(Message::new("q", name, vec![]))

@@ -8,9 +8,9 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::{BoxFuture, Broker, Delivery, QueueStats, Settlement};
+use crate::engine::{dq_name, now_millis, q_name, Message, WorkflowRef};
+use crate::engine::{Effects, Plan, State, WorkflowStatus};
 use crate::error::{Error, Result};
-use crate::message::{dq_name, now_millis, q_name, Message, WorkflowRef};
-use crate::workflow::{Effects, Plan, State, WorkflowStatus};
 
 /// A broker that keeps everything in this process's memory.
 ///

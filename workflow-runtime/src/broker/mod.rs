@@ -9,12 +9,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::{Message, WorkflowRef};
+use crate::engine::{WorkflowFailure, WorkflowState, WorkflowStatus};
 use crate::error::Result;
-use crate::message::{Message, WorkflowRef};
-use crate::workflow::{Plan, WorkflowFailure, WorkflowState, WorkflowStatus};
+
+/// What a broker stores for a submitted workflow: its plan (see [`Broker::submit_workflow`]).
+pub use crate::engine::{Next, Plan, PlanJoin, PlanTask};
 
 pub mod memory;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
 /// A boxed, sendable future.

@@ -1,16 +1,14 @@
 //! The [`Worker`]: fetches messages, runs their actors, retries failures and advances
 //! workflows.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::AbortHandle;
@@ -18,11 +16,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::actor::{ActorEntry, Registry, TaskError};
 use crate::broker::{Broker, Delivery, Room, Settled, Settlement};
+use crate::engine::{dq_name, is_valid_queue_name, now_millis, q_name, Message};
 use crate::error::{Error, Result};
-use crate::message::{dq_name, now_millis, q_name, Message};
-use crate::retry::{RetryPolicy, DEFAULT_TIME_LIMIT};
+use registry::{panic_message, ActorEntry, Registry, TaskError};
+use retry::{RetryPolicy, DEFAULT_TIME_LIMIT};
+
+pub mod registry;
+pub mod retry;
 
 /// Runs actors for the messages on a broker's queues.
 ///
@@ -136,7 +137,7 @@ impl Worker {
         };
         let queues = self.queues.clone().unwrap_or_else(|| registry.queues());
         for q in &queues {
-            if !crate::message::is_valid_queue_name(q) || q_name(q) != q {
+            if !is_valid_queue_name(q) || q_name(q) != q {
                 return Err(Error::InvalidQueueName(q.clone()));
             }
         }
@@ -653,7 +654,7 @@ async fn execute(shared: &Shared, d: Delivery, message: Message) -> Settlement {
                 panic_message(panic.as_ref())
             ))
         })??;
-        match tokio::time::timeout(time_limit, CatchUnwind(fut)).await {
+        match tokio::time::timeout(time_limit, AssertUnwindSafe(fut).catch_unwind()).await {
             Err(_) => Err(TaskError::new(format!(
                 "time limit of {time_limit:?} exceeded"
             ))),
@@ -853,28 +854,4 @@ async fn settle_until_done(
             Err(e) => return Err(e),
         }
     }
-}
-
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = std::result::Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".into())
 }

@@ -64,11 +64,9 @@ use tokio::sync::{Notify, RwLock};
 use tracing::{debug, warn};
 
 use super::{BoxFuture, Broker, Delivery, QueueStats, Room, Settled, Settlement};
+use crate::engine::{dq_name, is_valid_queue_name, now_millis, q_name, Message, WorkflowRef};
+use crate::engine::{NodeState, NodeStatus, Plan, WorkflowFailure, WorkflowState, WorkflowStatus};
 use crate::error::{Error, Result};
-use crate::message::{dq_name, is_valid_queue_name, now_millis, q_name, Message, WorkflowRef};
-use crate::workflow::{
-    NodeState, NodeStatus, Plan, WorkflowFailure, WorkflowState, WorkflowStatus,
-};
 
 mod plan;
 mod scripts;

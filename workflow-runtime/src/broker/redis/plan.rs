@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::engine::{is_valid_queue_name, q_name, Message};
+use crate::engine::{Next, Plan};
 use crate::error::{Error, Result};
-use crate::message::{is_valid_queue_name, q_name, Message};
-use crate::workflow::{Next, Plan};
 
 /// The hash fields of a plan, and the tasks it starts with.
 pub(super) struct EncodedPlan {

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{Next, NodeState, NodeStatus, Plan, WorkflowFailure, WorkflowState, WorkflowStatus};
-use crate::message::Message;
+use super::message::{now_millis, Message};
+use super::plan::{Next, Plan};
+use super::status::{NodeState, NodeStatus, WorkflowFailure, WorkflowState, WorkflowStatus};
 
 /// What a transition asks the broker to do.
 #[derive(Debug, Default)]
@@ -66,7 +67,7 @@ impl State {
         for &t in tasks {
             let task = &self.plan.tasks[t as usize];
             let mut message = task.message.clone();
-            message.message_timestamp = crate::message::now_millis().into();
+            message.message_timestamp = now_millis().into();
             fx.enqueue.push((message, task.delay));
             self.nodes[t as usize] = NodeState::Queued;
         }

@@ -10,20 +10,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::actor::Actor;
+use super::actor::{Actor, TypedMessage};
+use super::handle::WorkflowHandle;
 use crate::broker::Broker;
+use crate::engine::{Message, Next, Plan, PlanJoin, PlanTask, StaticPlan, WORKFLOW_OPTION};
 use crate::error::{Error, Result};
-use crate::message::{Message, TypedMessage, WORKFLOW_OPTION};
-
-mod engine;
-mod plan;
-mod status;
-
-pub use engine::{Effects, State};
-pub use plan::{Next, Plan, PlanJoin, PlanTask};
-pub use status::{
-    NodeState, NodeStatus, WorkflowFailure, WorkflowHandle, WorkflowState, WorkflowStatus,
-};
 
 /// The built-in actor that stands for an empty element with a delay (as in dramatiq-workflow).
 pub const NOOP_ACTOR: &str = "workflow_noop";
@@ -42,39 +33,13 @@ enum Element {
     Static(&'static StaticPlan, Vec<Element>, Vec<Duration>),
 }
 
-/// The flattened shape of a `workflow!` literal (or a part of one without fan-outs or embedded
-/// expressions), computed at compile time. Task `i` is the literal's `i`-th step.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct StaticPlan {
-    /// Per task: what its completion does (`End` = the literal's own continuation) and the
-    /// delay slots whose sum delays its start.
-    pub tasks: &'static [StaticTask],
-    /// Joins: member count and what happens when all members reported.
-    pub joins: &'static [(u32, Next)],
-    /// Start sets.
-    pub starts: &'static [&'static [u32]],
-    /// Tasks that start when the literal starts.
-    pub entry: &'static [u32],
-}
-
-/// One task of a [`StaticPlan`].
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct StaticTask {
-    /// What its completion does.
-    pub next: Next,
-    /// Indexes into the literal's delay values; their sum delays the task's start.
-    pub delays: &'static [u16],
-}
-
 /// A workflow: a step, a chain, a group or a delayed element, nested to any depth.
 ///
 /// Usually written with the `workflow!` macro; this is the builder API it expands to.
 ///
 /// ```
 /// use std::time::Duration;
-/// use workflow_runtime::workflow::{Chain, Group, Workflow};
+/// use workflow_runtime::client::{Chain, Group, Workflow};
 /// # use workflow_runtime::Message;
 /// # let msg = |n: &str| Workflow::message(Message::new("default", n, vec![]));
 /// let wf = Chain::new()

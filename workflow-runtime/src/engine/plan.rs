@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::message::Message;
+use super::message::Message;
 
 /// What happens when a task node or join node completes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,4 +66,30 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
+}
+
+/// The flattened shape of a `workflow!` literal (or a part of one without fan-outs or embedded
+/// expressions), computed at compile time. Task `i` is the literal's `i`-th step.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StaticPlan {
+    /// Per task: what its completion does (`End` = the literal's own continuation) and the
+    /// delay slots whose sum delays its start.
+    pub tasks: &'static [StaticTask],
+    /// Joins: member count and what happens when all members reported.
+    pub joins: &'static [(u32, Next)],
+    /// Start sets.
+    pub starts: &'static [&'static [u32]],
+    /// Tasks that start when the literal starts.
+    pub entry: &'static [u32],
+}
+
+/// One task of a [`StaticPlan`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StaticTask {
+    /// What its completion does.
+    pub next: Next,
+    /// Indexes into the literal's delay values; their sum delays the task's start.
+    pub delays: &'static [u16],
 }

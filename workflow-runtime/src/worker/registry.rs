@@ -1,61 +1,19 @@
-//! Actors: the [`Actor`] trait that `#[actor]` implements, their registration and the registry a
-//! worker builds from every actor linked into the binary.
+//! Actors as the worker sees them: their registration ([`ActorEntry`], collected with
+//! `inventory`), the [`Registry`] a worker builds from every actor linked into the binary, and
+//! the handlers that decode a message's arguments and run the actor's function.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::client::ActorOptions;
 use crate::error::{Error, Result};
-
-/// An actor: a named function that a worker runs for each message sent to it.
-///
-/// Implemented by `#[actor]` on a hidden type with the function's name, so that
-/// `resize::message(..)` builds a message for the actor `resize`.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not an actor",
-    label = "not an actor",
-    note = "add #[actor] to the function `{Self}` to make it one"
-)]
-pub trait Actor: 'static {
-    /// The actor's name on the wire (`actor_name`).
-    const NAME: &'static str;
-    /// The queue its messages go to.
-    const QUEUE: &'static str;
-    /// The options given in `#[actor(...)]`.
-    const OPTIONS: ActorOptions;
-}
-
-/// Options of an actor; `None` means the worker's default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ActorOptions {
-    /// How many times a failed message is retried (default 20).
-    pub max_retries: Option<u32>,
-    /// The first retry's backoff (default 15 s).
-    pub min_backoff: Option<Duration>,
-    /// The largest backoff (default 7 days).
-    pub max_backoff: Option<Duration>,
-    /// How long one attempt may run (default 10 minutes).
-    pub time_limit: Option<Duration>,
-    /// Messages older than this are dead-lettered without running (default: no limit).
-    pub max_age: Option<Duration>,
-}
-
-impl ActorOptions {
-    /// No option set.
-    pub const NONE: ActorOptions = ActorOptions {
-        max_retries: None,
-        min_backoff: None,
-        max_backoff: None,
-        time_limit: None,
-        max_age: None,
-    };
-}
 
 /// Why one attempt of a task failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,16 +143,6 @@ impl Registry {
 
 // ---- Helpers for the code that `#[actor]` generates. Not part of the stable API. ----
 
-/// A type that can be an actor's parameter: serializable and owned.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a parameter of an actor",
-    label = "must implement serde's `Serialize` and `DeserializeOwned`, and be `Send + 'static`",
-    note = "actor arguments travel as JSON: derive `serde::Serialize` and `serde::Deserialize` for `{Self}`"
-)]
-pub trait ActorArg: Serialize + DeserializeOwned + Send + 'static {}
-#[diagnostic::do_not_recommend]
-impl<T: Serialize + DeserializeOwned + Send + 'static> ActorArg for T {}
-
 /// What an actor may return: `()` or `Result<T, E>` with `T: Serialize` and `E: Display`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the return type of an actor",
@@ -219,19 +167,9 @@ impl<T: Serialize + Send + 'static, E: fmt::Display + Send + 'static> ActorRetur
     }
 }
 
-/// Checks at compile time that `T` can be an actor parameter.
-#[doc(hidden)]
-pub const fn assert_arg<T: ActorArg>() {}
-
 /// Checks at compile time that `T` can be an actor's return type.
 #[doc(hidden)]
 pub const fn assert_return<T: ActorReturn>() {}
-
-/// Converts one argument to JSON.
-#[doc(hidden)]
-pub fn to_arg<T: Serialize>(value: &T) -> serde_json::Result<Value> {
-    serde_json::to_value(value)
-}
 
 /// Matches `args` and `kwargs` of a message with the parameters `names` of `actor`.
 ///
@@ -304,9 +242,18 @@ where
             Ok(r) => r.into_outcome(),
             Err(e) if e.is_panic() => Err(TaskError::new(format!(
                 "panicked: {}",
-                crate::worker::panic_message(e.into_panic().as_ref())
+                panic_message(e.into_panic().as_ref())
             ))),
             Err(e) => Err(TaskError::new(format!("blocking task did not finish: {e}"))),
         }
     })
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".into())
 }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::actor::ActorOptions;
-use crate::message::Message;
+use crate::client::ActorOptions;
+use crate::engine::Message;
 
 /// Retries of a failed message before it is dead-lettered, by default (dramatiq's).
 pub const DEFAULT_MAX_RETRIES: u32 = 20;
