@@ -22,6 +22,6 @@ async fn main() -> workflow::Result<()> {
     // built-in `workflow_noop` (the stand-in for a delayed empty group).
     Worker::new(broker)
         .concurrency(16)
-        .run_until(shutdown_signal())
+        .run_until_or_forced(shutdown_signal(), shutdown_signal())
         .await
 }

@@ -338,6 +338,52 @@ async fn tasks_still_running_after_the_grace_period_are_given_back() {
     assert_eq!((stats.ready, stats.in_flight), (1, 0));
 }
 
+#[actor(queue = "stuck_forced")]
+async fn stuck_forced() {
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test]
+async fn the_force_future_stops_the_grace_period_at_once() {
+    let broker = MemoryBroker::new();
+    stuck_forced::message().send(&broker).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (force, forced) = tokio::sync::oneshot::channel::<()>();
+    // A grace period far longer than the test's deadline: only `force` can end it.
+    let w = worker(broker.clone(), &["stuck_forced"]).grace_period(Duration::from_secs(3600));
+    let run = tokio::spawn(w.run_until_or_forced(
+        async move {
+            let _ = stopped.await;
+        },
+        async move {
+            let _ = forced.await;
+        },
+    ));
+    eventually(T, "the task to start", || async {
+        broker.queue_stats("stuck_forced").await.unwrap().in_flight == 1
+    })
+    .await;
+    stop.send(()).unwrap();
+    // Still in its grace period: the task runs on.
+    eventually(T, "the worker to stop fetching", || async {
+        broker.queue_stats("stuck_forced").await.unwrap().in_flight == 1
+    })
+    .await;
+    assert!(!run.is_finished());
+    force.send(()).unwrap();
+    tokio::time::timeout(T, run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let stats = broker.queue_stats("stuck_forced").await.unwrap();
+    assert_eq!(
+        (stats.ready, stats.in_flight),
+        (1, 0),
+        "the message is given back"
+    );
+}
+
 #[actor(queue = "later")]
 async fn later(sent_at: u64) {
     LATER_LAG.lock().unwrap().push(now_millis() - sent_at);
