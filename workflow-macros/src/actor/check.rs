@@ -11,6 +11,7 @@ use syn::{
 };
 
 use super::parse::{Model, RawOption};
+use crate::ctxt::Ctxt;
 use crate::duration;
 
 /// The option names `#[actor(...)]` accepts, in the order the docs list them.
@@ -65,42 +66,18 @@ pub(crate) struct Param {
     pub(crate) ty: Type,
 }
 
-/// Collects errors so that all of them are reported at once.
-#[derive(Default)]
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(first) => first.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    fn at(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
-        self.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    fn finish<T>(self, value: T) -> syn::Result<T> {
-        match self.0 {
-            Some(error) => Err(error),
-            None => Ok(value),
-        }
-    }
-}
-
-/// Checks the options and the function; on success returns the checked actor.
-pub(crate) fn check(model: &Model) -> syn::Result<Checked> {
-    let mut errors = Errors::default();
-    let (name, queue, options) = check_options(&model.options, &mut errors);
+/// Checks the options and the function, reporting every problem to `cx`; returns the actor
+/// built from the valid parts, to expand only if `cx` has no errors.
+pub(crate) fn check(cx: &Ctxt, model: &Model) -> Checked {
+    let (name, queue, options) = check_options(cx, &model.options);
     let func = model.func.clone();
-    check_signature(&func, &mut errors);
-    let params = check_params(&func, &mut errors);
-    let output = check_output(&func, &mut errors);
+    check_signature(cx, &func);
+    let params = check_params(cx, &func);
+    let output = check_output(cx, &func);
     let name = name.unwrap_or_else(|| func.sig.ident.unraw().to_string());
     let queue = queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
     let is_async = func.sig.asyncness.is_some();
-    errors.finish(Checked {
+    Checked {
         name,
         queue,
         options,
@@ -108,16 +85,13 @@ pub(crate) fn check(model: &Model) -> syn::Result<Checked> {
         is_async,
         params,
         output,
-    })
+    }
 }
 
 // ---- Options ----
 
 /// Checks `#[actor(...)]`'s options; returns the `name`, `queue` and the other options given.
-fn check_options(
-    raw: &[RawOption],
-    errors: &mut Errors,
-) -> (Option<String>, Option<String>, Options) {
+fn check_options(cx: &Ctxt, raw: &[RawOption]) -> (Option<String>, Option<String>, Options) {
     let mut seen: Vec<String> = Vec::new();
     let mut name = None;
     let mut queue = None;
@@ -129,36 +103,36 @@ fn check_options(
         let key = option.key.unraw().to_string();
         if !OPTION_NAMES.contains(&key.as_str()) {
             let expected = OPTION_NAMES.join(", ");
-            errors.at(
+            cx.error_spanned_by(
                 &option.key,
                 format_args!("unknown option `{key}`; expected one of: {expected}"),
             );
             continue;
         }
         if seen.contains(&key) {
-            errors.at(&option.key, format_args!("`{key}` given twice"));
+            cx.error_spanned_by(&option.key, format_args!("`{key}` given twice"));
             continue;
         }
         seen.push(key.clone());
         let Some(value) = &option.value else {
             let example = example(&key);
-            errors.at(
+            cx.error_spanned_by(
                 &option.key,
                 format_args!("`{key}` needs a value: `{key} = {example}`"),
             );
             continue;
         };
         match key.as_str() {
-            "name" => name = check_name(value, errors),
-            "queue" => queue = check_queue(value, errors),
-            "max_retries" => options.max_retries = check_max_retries(value, errors),
+            "name" => name = check_name(cx, value),
+            "queue" => queue = check_queue(cx, value),
+            "max_retries" => options.max_retries = check_max_retries(cx, value),
             "min_backoff" => {
-                options.min_backoff = check_duration(&key, value, errors);
+                options.min_backoff = check_duration(cx, &key, value);
                 min_backoff_expr = Some(value);
             }
-            "max_backoff" => options.max_backoff = check_duration(&key, value, errors),
-            "time_limit" => options.time_limit = check_duration(&key, value, errors),
-            "max_age" => options.max_age = check_duration(&key, value, errors),
+            "max_backoff" => options.max_backoff = check_duration(cx, &key, value),
+            "time_limit" => options.time_limit = check_duration(cx, &key, value),
+            "max_age" => options.max_age = check_duration(cx, &key, value),
             _ => {} // not in OPTION_NAMES: reported above
         }
     }
@@ -167,51 +141,51 @@ fn check_options(
         (options.min_backoff, options.max_backoff, min_backoff_expr)
     {
         if min > max {
-            errors.at(expr, "`min_backoff` is longer than `max_backoff`");
+            cx.error_spanned_by(expr, "`min_backoff` is longer than `max_backoff`");
         }
     }
     (name, queue, options)
 }
 
 /// `name = "..."`: a string literal that is not empty.
-fn check_name(value: &Expr, errors: &mut Errors) -> Option<String> {
+fn check_name(cx: &Ctxt, value: &Expr) -> Option<String> {
     match literal(value) {
         Some(Lit::Str(s)) if s.value().trim().is_empty() => {
-            errors.at(s, "the actor name must not be empty");
+            cx.error_spanned_by(s, "the actor name must not be empty");
             None
         }
         Some(Lit::Str(s)) => Some(s.value()),
         _ => {
-            errors.at(value, expected("name", "a string literal"));
+            cx.error_spanned_by(value, expected("name", "a string literal"));
             None
         }
     }
 }
 
 /// `queue = "..."`: a string literal that dramatiq accepts as a queue name.
-fn check_queue(value: &Expr, errors: &mut Errors) -> Option<String> {
+fn check_queue(cx: &Ctxt, value: &Expr) -> Option<String> {
     match literal(value) {
         Some(Lit::Str(s)) => match queue_name_error(&s.value()) {
             Some(problem) => {
-                errors.at(s, problem);
+                cx.error_spanned_by(s, problem);
                 None
             }
             None => Some(s.value()),
         },
         _ => {
-            errors.at(value, expected("queue", "a string literal"));
+            cx.error_spanned_by(value, expected("queue", "a string literal"));
             None
         }
     }
 }
 
 /// `max_retries = N`: an integer literal that fits in `u32`.
-fn check_max_retries(value: &Expr, errors: &mut Errors) -> Option<u32> {
+fn check_max_retries(cx: &Ctxt, value: &Expr) -> Option<u32> {
     match literal(value) {
         Some(Lit::Int(i)) => match i.base10_parse::<u32>() {
             Ok(n) => Some(n),
             Err(_) => {
-                errors.at(
+                cx.error_spanned_by(
                     i,
                     "`max_retries` must be a whole number from 0 to 4294967295",
                 );
@@ -219,7 +193,7 @@ fn check_max_retries(value: &Expr, errors: &mut Errors) -> Option<u32> {
             }
         },
         _ => {
-            errors.at(value, expected("max_retries", "an integer literal"));
+            cx.error_spanned_by(value, expected("max_retries", "an integer literal"));
             None
         }
     }
@@ -227,28 +201,28 @@ fn check_max_retries(value: &Expr, errors: &mut Errors) -> Option<u32> {
 
 /// A duration option: a string such as `"30s"`, in milliseconds. `time_limit` and `max_age`
 /// must not be zero.
-fn check_duration(key: &str, value: &Expr, errors: &mut Errors) -> Option<u64> {
+fn check_duration(cx: &Ctxt, key: &str, value: &Expr) -> Option<u64> {
     let lit = match literal(value) {
         Some(Lit::Str(s)) => s,
         Some(Lit::Int(_) | Lit::Float(_)) => {
             let expected = expected(key, "a duration string");
-            errors.at(value, format_args!("{expected}; a bare number has no unit"));
+            cx.error_spanned_by(value, format_args!("{expected}; a bare number has no unit"));
             return None;
         }
         _ => {
-            errors.at(value, expected(key, "a duration string"));
+            cx.error_spanned_by(value, expected(key, "a duration string"));
             return None;
         }
     };
     match duration::parse_millis(&lit.value()) {
         Ok(0) if key == "time_limit" || key == "max_age" => {
-            errors.at(lit, format_args!("`{key}` must be longer than zero"));
+            cx.error_spanned_by(lit, format_args!("`{key}` must be longer than zero"));
             None
         }
         Ok(millis) => Some(millis),
         Err(problem) => {
             let forms = duration::ACCEPTED_FORMS;
-            errors.at(
+            cx.error_spanned_by(
                 lit,
                 format_args!("invalid duration for `{key}`: {problem}; write {forms}"),
             );
@@ -308,45 +282,45 @@ fn queue_name_error(name: &str) -> Option<String> {
 // ---- The function ----
 
 /// Checks the function's qualifiers and generics.
-fn check_signature(func: &ItemFn, errors: &mut Errors) {
+fn check_signature(cx: &Ctxt, func: &ItemFn) {
     let sig = &func.sig;
     if let Some(default) = &func.modifiers.defaultness {
-        errors.at(default, "actors cannot be `default fn`");
+        cx.error_spanned_by(default, "actors cannot be `default fn`");
     }
     if let Some(constness) = &sig.constness {
-        errors.at(constness, "actors cannot be `const fn`: remove `const`");
+        cx.error_spanned_by(constness, "actors cannot be `const fn`: remove `const`");
     }
     match &sig.safety {
-        Safety::Unsafe(unsafety) => errors.at(
+        Safety::Unsafe(unsafety) => cx.error_spanned_by(
             unsafety,
             "actors cannot be `unsafe fn`: a worker calls them with arguments from a message; \
              use an `unsafe` block inside instead",
         ),
-        Safety::Safe(safe) => errors.at(safe, "actors cannot be `safe fn`"),
+        Safety::Safe(safe) => cx.error_spanned_by(safe, "actors cannot be `safe fn`"),
         _ => {}
     }
     if let Some(abi) = &sig.abi {
-        errors.at(abi, "actors cannot be `extern` functions: remove the ABI");
+        cx.error_spanned_by(abi, "actors cannot be `extern` functions: remove the ABI");
     }
     if let Some(variadic) = &sig.variadic {
-        errors.at(variadic, "actors cannot be variadic");
+        cx.error_spanned_by(variadic, "actors cannot be variadic");
     }
     const GENERIC: &str = "actors cannot be generic: a worker decodes each argument of a message \
                            into one concrete type; use concrete types";
     if !sig.generics.params.is_empty() {
-        errors.at(&sig.generics, GENERIC);
+        cx.error_spanned_by(&sig.generics, GENERIC);
     } else if let Some(where_clause) = &sig.generics.where_clause {
-        errors.at(where_clause, GENERIC);
+        cx.error_spanned_by(where_clause, GENERIC);
     }
 }
 
 /// Checks the parameters; returns the valid ones.
-fn check_params(func: &ItemFn, errors: &mut Errors) -> Vec<Param> {
+fn check_params(cx: &Ctxt, func: &ItemFn) -> Vec<Param> {
     let mut params = Vec::new();
     for arg in &func.sig.inputs {
         let typed = match arg {
             FnArg::Receiver(receiver) => {
-                errors.at(
+                cx.error_spanned_by(
                     receiver,
                     "actors cannot take `self`: put #[actor] on a free function, not a method",
                 );
@@ -355,14 +329,14 @@ fn check_params(func: &ItemFn, errors: &mut Errors) -> Vec<Param> {
             FnArg::Typed(typed) => typed,
         };
         if let Some(attr) = typed.attrs.first() {
-            errors.at(attr, "attributes on actor parameters are not supported");
+            cx.error_spanned_by(attr, "attributes on actor parameters are not supported");
         }
         let ident = match &*typed.pat {
             Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() && p.attrs.is_empty() => {
                 Some(p.ident.clone())
             }
             Pat::Wild(wild) => {
-                errors.at(
+                cx.error_spanned_by(
                     wild,
                     "actor parameters need a name, which messages may use as a keyword: write \
                      `_unused: T` instead of `_: T`",
@@ -370,7 +344,7 @@ fn check_params(func: &ItemFn, errors: &mut Errors) -> Vec<Param> {
                 None
             }
             other => {
-                errors.at(
+                cx.error_spanned_by(
                     other,
                     "actor parameters must be plain names like `image_id: u64`; destructure \
                      inside the function body",
@@ -378,7 +352,7 @@ fn check_params(func: &ItemFn, errors: &mut Errors) -> Vec<Param> {
                 None
             }
         };
-        let owned = check_owned(&typed.ty, errors);
+        let owned = check_owned(cx, &typed.ty);
         if let (Some(ident), true) = (ident, owned) {
             let name = ident.unraw().to_string();
             params.push(Param {
@@ -393,12 +367,12 @@ fn check_params(func: &ItemFn, errors: &mut Errors) -> Vec<Param> {
 
 /// Reports every borrow, non-`'static` lifetime and `impl Trait` inside a parameter type;
 /// returns whether there was none.
-fn check_owned(ty: &Type, errors: &mut Errors) -> bool {
+fn check_owned(cx: &Ctxt, ty: &Type) -> bool {
     match ty {
         Type::Reference(reference) => {
             let owned = owned_alternative(&reference.elem);
             let written = pretty(reference);
-            errors.at(
+            cx.error_spanned_by(
                 reference,
                 format_args!(
                     "actor parameters must be owned (use `{owned}` instead of `{written}`)"
@@ -407,29 +381,25 @@ fn check_owned(ty: &Type, errors: &mut Errors) -> bool {
             false
         }
         Type::ImplTrait(impl_trait) => {
-            errors.at(
+            cx.error_spanned_by(
                 impl_trait,
                 "actors cannot be generic: `impl Trait` parameters are not allowed; use a \
                  concrete type",
             );
             false
         }
-        Type::Paren(t) => check_owned(&t.elem, errors),
-        Type::Group(t) => check_owned(&t.elem, errors),
-        Type::Array(t) => check_owned(&t.elem, errors),
-        Type::Slice(t) => check_owned(&t.elem, errors),
+        Type::Paren(t) => check_owned(cx, &t.elem),
+        Type::Group(t) => check_owned(cx, &t.elem),
+        Type::Array(t) => check_owned(cx, &t.elem),
+        Type::Slice(t) => check_owned(cx, &t.elem),
         // Count, not `all`: every problem is reported, not only the first.
         Type::Tuple(t) => {
-            let problems = t
-                .elems
-                .iter()
-                .filter(|elem| !check_owned(elem, errors))
-                .count();
+            let problems = t.elems.iter().filter(|elem| !check_owned(cx, elem)).count();
             problems == 0
         }
         Type::Path(path) => {
             let mut ok = match &path.qself {
-                Some(qself) => check_owned(&qself.ty, errors),
+                Some(qself) => check_owned(cx, &qself.ty),
                 None => true,
             };
             for segment in &path.path.segments {
@@ -439,7 +409,7 @@ fn check_owned(ty: &Type, errors: &mut Errors) -> bool {
                 for arg in &args.args {
                     ok = match arg {
                         GenericArgument::Lifetime(lifetime) if lifetime.ident != "static" => {
-                            errors.at(
+                            cx.error_spanned_by(
                                 lifetime,
                                 format_args!(
                                     "actor parameters must be owned (use an owned type instead \
@@ -448,8 +418,8 @@ fn check_owned(ty: &Type, errors: &mut Errors) -> bool {
                             );
                             false
                         }
-                        GenericArgument::Type(ty) => check_owned(ty, errors),
-                        GenericArgument::AssocType(assoc) => check_owned(&assoc.ty, errors),
+                        GenericArgument::Type(ty) => check_owned(cx, ty),
+                        GenericArgument::AssocType(assoc) => check_owned(cx, &assoc.ty),
                         _ => true,
                     } && ok;
                 }
@@ -512,12 +482,12 @@ fn pretty(tokens: impl ToTokens) -> String {
 }
 
 /// Checks the return type; returns it, or `None` for a function without `->`.
-fn check_output(func: &ItemFn, errors: &mut Errors) -> Option<Type> {
+fn check_output(cx: &Ctxt, func: &ItemFn) -> Option<Type> {
     match &func.sig.output {
         ReturnType::Default => None,
         ReturnType::Type(_, ty) => {
             if let Some(impl_trait) = find_impl_trait(ty) {
-                errors.at(
+                cx.error_spanned_by(
                     impl_trait,
                     "actors cannot return `impl Trait`: name the type, e.g. `Result<(), MyError>`",
                 );
@@ -565,7 +535,12 @@ mod tests {
     fn run(args: TokenStream, item: TokenStream) -> Result<Checked, Vec<String>> {
         let options = parse_options(args).expect("options parse");
         let func = parse_fn(item).expect("fn parses");
-        check(&Model { options, func }).map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+        let cx = Ctxt::new();
+        let checked = check(&cx, &Model { options, func });
+        match cx.check() {
+            Ok(()) => Ok(checked),
+            Err(e) => Err(e.into_iter().map(|e| e.to_string()).collect()),
+        }
     }
 
     fn errors(args: TokenStream, item: TokenStream) -> Vec<String> {
