@@ -17,48 +17,43 @@ use syn::{Expr, Pat, Path, Token};
 
 use super::model::{Delay, Element, Escape, FanOut, Literal, Step};
 use super::Entry;
+use crate::ctxt::Ctxt;
 
 /// What an element may be, for error messages.
 pub(crate) const ELEMENTS: &str = "chain!, group!, delay!, an actor call or `{ expr }`";
 
-/// Parses the input of one of the four macros into an element, reporting every syntax error.
+/// Parses the input of one of the four macros into an element, reporting every syntax error
+/// to `cx`.
 ///
 /// The element is complete even when there are errors: the broken parts are
 /// [`Element::Invalid`].
-pub(crate) fn parse(entry: Entry, input: TokenStream) -> (Element, Option<syn::Error>) {
-    let mut ctx = Ctx::default();
+pub(crate) fn parse(cx: &Ctxt, entry: Entry, input: TokenStream) -> Element {
+    let reader = Reader { cx };
     let trees: Vec<TokenTree> = input.into_iter().collect();
     let end = Span::call_site();
     let written = TokenStream::new();
-    let element = match entry {
-        Entry::Workflow => ctx.single(&trees, end, "`workflow!` takes one element"),
-        Entry::Chain => Element::Chain(ctx.literal(&trees, end, written)),
-        Entry::Group => ctx.group(&trees, end, written),
-        Entry::Delay => ctx.delay(&trees, end, end, written),
-    };
-    (element, ctx.errors)
-}
-
-/// The errors met so far.
-#[derive(Default)]
-struct Ctx {
-    errors: Option<syn::Error>,
-}
-
-impl Ctx {
-    fn push(&mut self, error: syn::Error) {
-        match &mut self.errors {
-            Some(errors) => errors.combine(error),
-            None => self.errors = Some(error),
-        }
+    match entry {
+        Entry::Workflow => reader.single(&trees, end, "`workflow!` takes one element"),
+        Entry::Chain => Element::Chain(reader.literal(&trees, end, written)),
+        Entry::Group => reader.group(&trees, end, written),
+        Entry::Delay => reader.delay(&trees, end, end, written),
     }
+}
 
+/// Reads token trees into elements; a broken element is reported to `cx` and read as
+/// [`Element::Invalid`].
+struct Reader<'a> {
+    /// Where the errors go.
+    cx: &'a Ctxt,
+}
+
+impl Reader<'_> {
     /// The element of a list chunk, or [`Element::Invalid`] after reporting its error.
-    fn element(&mut self, chunk: &[TokenTree], end: Span) -> Element {
+    fn element(&self, chunk: &[TokenTree], end: Span) -> Element {
         match self.try_element(chunk, end) {
             Ok(element) => element,
             Err(error) => {
-                self.push(error);
+                self.cx.syn_error(error);
                 Element::Invalid
             }
         }
@@ -66,11 +61,11 @@ impl Ctx {
 
     /// Exactly one element (a trailing comma is allowed): the content of `workflow!(..)`, of a
     /// fan-out's body and of a delay's element. `what` starts the error when there are several.
-    fn single(&mut self, trees: &[TokenTree], end: Span, what: &str) -> Element {
+    fn single(&self, trees: &[TokenTree], end: Span, what: &str) -> Element {
         let chunks = split(trees);
         match chunks.as_slice() {
             [] => {
-                self.push(syn::Error::new(
+                self.cx.syn_error(syn::Error::new(
                     end,
                     format!("expected an element: {ELEMENTS}"),
                 ));
@@ -80,7 +75,7 @@ impl Ctx {
             [(chunk, comma), ..] => {
                 let element = self.element(chunk, comma.map_or(end, |c| c.span()));
                 let rest = TokenStream::from_iter(trees[chunk.len() + 1..].iter().cloned());
-                self.push(syn::Error::new_spanned(
+                self.cx.syn_error(syn::Error::new_spanned(
                     rest,
                     format!("{what}; wrap several elements in chain![..] or group![..]"),
                 ));
@@ -90,17 +85,18 @@ impl Ctx {
     }
 
     /// The elements of `chain![..]` or `group![..]`, separated by commas.
-    fn literal(&mut self, trees: &[TokenTree], end: Span, written: TokenStream) -> Literal {
+    fn literal(&self, trees: &[TokenTree], end: Span, written: TokenStream) -> Literal {
         let mut elements = Vec::new();
         for (chunk, comma) in split(trees) {
             let chunk_end = comma.map_or(end, |c| c.span());
             if chunk.is_empty() {
-                self.push(syn::Error::new(chunk_end, "expected an element before `,`"));
+                self.cx
+                    .syn_error(syn::Error::new(chunk_end, "expected an element before `,`"));
                 elements.push(Element::Invalid);
                 continue;
             }
             if is_ident(&chunk[0], "for") {
-                self.push(syn::Error::new(
+                self.cx.syn_error(syn::Error::new(
                     chunk[0].span(),
                     "a fan-out `for x in xs => element` is the only content of its \
                      `group![..]`; write `group![for x in xs => element]`",
@@ -114,12 +110,12 @@ impl Ctx {
     }
 
     /// The content of `group![..]`: a literal list or a fan-out.
-    fn group(&mut self, trees: &[TokenTree], end: Span, written: TokenStream) -> Element {
+    fn group(&self, trees: &[TokenTree], end: Span, written: TokenStream) -> Element {
         match trees.first() {
             Some(first) if is_ident(first, "for") => match self.fan_out(trees, end) {
                 Ok(fan_out) => Element::FanOut(fan_out),
                 Err(error) => {
-                    self.push(error);
+                    self.cx.syn_error(error);
                     Element::Invalid
                 }
             },
@@ -128,7 +124,7 @@ impl Ctx {
     }
 
     /// `for PAT in EXPR => ELEM`.
-    fn fan_out(&mut self, trees: &[TokenTree], end: Span) -> syn::Result<FanOut> {
+    fn fan_out(&self, trees: &[TokenTree], end: Span) -> syn::Result<FanOut> {
         const FORM: &str = "group![for x in xs => element]";
         let for_token = Token![for](trees[0].span());
         let Some(in_at) = trees.iter().position(|t| is_ident(t, "in")) else {
@@ -191,7 +187,7 @@ impl Ctx {
 
     /// The content of `delay!(..)`: a duration, a comma and one element.
     fn delay(
-        &mut self,
+        &self,
         trees: &[TokenTree],
         end: Span,
         keyword: Span,
@@ -203,7 +199,8 @@ impl Ctx {
             false => syn::Error::new_spanned(&written, message),
         };
         if trees.is_empty() {
-            self.push(whole(format!("expected a duration and an element: {FORM}")));
+            self.cx
+                .syn_error(whole(format!("expected a duration and an element: {FORM}")));
             return Element::Invalid;
         }
         let parsed = parse_tokens(trees, end, |input| {
@@ -220,13 +217,13 @@ impl Ctx {
         });
         match parsed {
             Err(error) => {
-                self.push(error);
+                self.cx.syn_error(error);
                 Element::Invalid
             }
             // Without an element, the delay is kept around an invalid one, so that its
             // duration is still type-checked and the names it uses count as used.
             Ok((duration, None)) => {
-                self.push(whole(format!(
+                self.cx.syn_error(whole(format!(
                     "expected an element after the duration: {FORM}"
                 )));
                 Element::Delay(Delay {
@@ -238,7 +235,7 @@ impl Ctx {
             Ok((duration, Some((comma, rest)))) => {
                 let rest: Vec<TokenTree> = rest.into_iter().collect();
                 let element = if rest.is_empty() {
-                    self.push(syn::Error::new(
+                    self.cx.syn_error(syn::Error::new(
                         comma.span,
                         format!("expected an element after the duration: {FORM}"),
                     ));
@@ -255,7 +252,7 @@ impl Ctx {
         }
     }
 
-    fn try_element(&mut self, chunk: &[TokenTree], end: Span) -> syn::Result<Element> {
+    fn try_element(&self, chunk: &[TokenTree], end: Span) -> syn::Result<Element> {
         let Some(first) = chunk.first() else {
             return Err(syn::Error::new(
                 end,
@@ -467,9 +464,12 @@ mod tests {
     use super::*;
 
     fn parsed(entry: Entry, input: TokenStream) -> (String, Vec<String>) {
-        let (element, errors) = parse(entry, input);
-        let errors =
-            errors.map_or_else(Vec::new, |e| e.into_iter().map(|e| e.to_string()).collect());
+        let cx = Ctxt::new();
+        let element = parse(&cx, entry, input);
+        let errors = match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        };
         (element.describe(), errors)
     }
 
