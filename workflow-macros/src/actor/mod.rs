@@ -1,7 +1,8 @@
 //! `#[actor]`: parse -> model -> check -> expand.
 //!
 //! - `parse.rs` reads the attribute's options and the function into a [`parse::Model`];
-//! - `check.rs` validates the model, reporting every problem at once, into a checked actor;
+//! - `check/` validates the model into a checked actor, reporting every problem at once:
+//!   `options.rs` the attribute's options, `signature.rs` the function;
 //! - `expand.rs` writes the code for a checked actor, or the item plus the errors.
 //!
 //! Parsing and checking report to one [`Ctxt`]; the actor is expanded only when it holds no

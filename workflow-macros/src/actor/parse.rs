@@ -1,6 +1,6 @@
 //! Parsing: the tokens of `#[actor(...)]` and of the function into a [`Model`].
 //!
-//! Only syntax is checked here; what the options and the function mean is `check.rs`'s job.
+//! Only syntax is checked here; what the options and the function mean is `check/`'s job.
 
 use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
