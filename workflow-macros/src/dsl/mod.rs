@@ -1,6 +1,6 @@
 //! `workflow!`, `chain!`, `group!` and `delay!`: parse -> model -> check -> expand.
 //!
-//! - `parse.rs` reads the tokens into a [`model::Element`] tree, reporting every syntax error;
+//! - `parse/` reads the tokens into a [`model::Element`] tree, reporting every syntax error;
 //! - `check.rs` rejects what is well-formed but wrong (a literal `chain![]`), into a checked tree;
 //! - `plan.rs` flattens the parts known at compile time into static plan tables;
 //! - `expand.rs` writes the code: static tables for those parts, the builder API for the rest.
