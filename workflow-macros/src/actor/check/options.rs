@@ -205,7 +205,7 @@ fn example(key: &str) -> &'static str {
     }
 }
 
-/// "`key` expects <what>, e.g. `key = <example>`".
+/// The message "`key` expects WHAT, e.g. `key = EXAMPLE`", with the example of `key`.
 fn expected(key: &str, what: &str) -> String {
     format!("`{key}` expects {what}, e.g. `{key} = {}`", example(key))
 }
