@@ -10,6 +10,7 @@
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 
 mod actor;
+mod ctxt;
 mod dsl;
 mod duration;
 

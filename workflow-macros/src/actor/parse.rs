@@ -1,11 +1,13 @@
 //! Parsing: the tokens of `#[actor(...)]` and of the function into a [`Model`].
 //!
-//! Only syntax is checked here; what the options and the function mean is `check.rs`'s job.
+//! Only syntax is checked here; what the options and the function mean is `check/`'s job.
 
 use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{Expr, Ident, Item, ItemFn, Token};
+
+use crate::ctxt::Ctxt;
 
 /// What the user wrote: the options, unvalidated, and the function.
 pub(crate) struct Model {
@@ -21,6 +23,26 @@ pub(crate) struct RawOption {
     pub(crate) key: Ident,
     /// Its value; `None` when the option was written without `= value`.
     pub(crate) value: Option<Expr>,
+}
+
+/// Parses the attribute's arguments and the item under it, reporting syntax errors to `cx`.
+///
+/// `None` when the item is not a function: then there is nothing to check, and the options are
+/// not read. Options with a syntax error count as none given, so that the function is still
+/// checked and its errors come in the same compile.
+pub(crate) fn parse(cx: &Ctxt, args: TokenStream, item: TokenStream) -> Option<Model> {
+    let func = match parse_fn(item) {
+        Ok(func) => func,
+        Err(error) => {
+            cx.syn_error(error);
+            return None;
+        }
+    };
+    let options = parse_options(args).unwrap_or_else(|error| {
+        cx.syn_error(error);
+        Vec::new()
+    });
+    Some(Model { options, func })
 }
 
 /// Parses the attribute's arguments: a comma-separated list of `key = value`.

@@ -8,53 +8,43 @@ use proc_macro2::Span;
 
 use super::model::{Element, Literal};
 use super::parse::pretty;
+use crate::ctxt::Ctxt;
 
 /// A model that passed the checks: every `chain![..]` and `group![..]` literal has elements.
 /// Elements with errors are [`Element::Invalid`].
 pub(crate) struct Checked(pub(crate) Element);
 
-/// Checks `element`, reporting every problem; the result replaces the faulty elements with
-/// [`Element::Invalid`] so that the rest can still be expanded.
-pub(crate) fn check(element: Element) -> (Checked, Option<syn::Error>) {
-    let mut errors = None;
-    let element = walk(element, &mut errors);
-    (Checked(element), errors)
+/// Checks `element`, reporting every problem to `cx`; the result replaces the faulty elements
+/// with [`Element::Invalid`] so that the rest can still be expanded.
+pub(crate) fn check(cx: &Ctxt, element: Element) -> Checked {
+    Checked(walk(cx, element))
 }
 
-fn push(errors: &mut Option<syn::Error>, error: syn::Error) {
-    match errors {
-        Some(errors) => errors.combine(error),
-        None => *errors = Some(error),
-    }
-}
-
-fn walk(element: Element, errors: &mut Option<syn::Error>) -> Element {
+/// Checks one element and, recursively, the elements inside it.
+fn walk(cx: &Ctxt, element: Element) -> Element {
     match element {
-        Element::Chain(literal) => match non_empty(
-            literal,
-            "chain",
-            "a chain needs at least one element",
-            errors,
-        ) {
-            Some(literal) => Element::Chain(literal),
-            None => Element::Invalid,
-        },
+        Element::Chain(literal) => {
+            match non_empty(cx, literal, "chain", "a chain needs at least one element") {
+                Some(literal) => Element::Chain(literal),
+                None => Element::Invalid,
+            }
+        }
         Element::Group(literal) => match non_empty(
+            cx,
             literal,
             "group",
             "a group needs at least one element (a fan-out `group![for x in xs => ..]` may be \
              empty at run time)",
-            errors,
         ) {
             Some(literal) => Element::Group(literal),
             None => Element::Invalid,
         },
         Element::FanOut(mut fan_out) => {
-            fan_out.body = Box::new(walk(*fan_out.body, errors));
+            fan_out.body = Box::new(walk(cx, *fan_out.body));
             Element::FanOut(fan_out)
         }
         Element::Delay(mut delay) => {
-            delay.element = Box::new(walk(*delay.element, errors));
+            delay.element = Box::new(walk(cx, *delay.element));
             Element::Delay(delay)
         }
         Element::Step(step) => {
@@ -63,15 +53,12 @@ fn walk(element: Element, errors: &mut Option<syn::Error>) -> Element {
                 let mut actor = step.path.clone();
                 actor.segments.pop();
                 let actor = pretty(&actor).trim_end_matches(':').to_owned();
-                push(
-                    errors,
-                    syn::Error::new_spanned(
-                        &step.path,
-                        format!(
-                            "write a step as a call of the actor, `{actor}(..)`: `workflow!` builds \
-                             the message; to use a message built elsewhere, write it in braces: \
-                             `{{ {actor}::message(..) }}`"
-                        ),
+                cx.error_spanned_by(
+                    &step.path,
+                    format_args!(
+                        "write a step as a call of the actor, `{actor}(..)`: `workflow!` builds \
+                         the message; to use a message built elsewhere, write it in braces: \
+                         `{{ {actor}::message(..) }}`"
                     ),
                 );
                 return Element::Invalid;
@@ -82,28 +69,17 @@ fn walk(element: Element, errors: &mut Option<syn::Error>) -> Element {
     }
 }
 
-fn non_empty(
-    mut literal: Literal,
-    keyword: &str,
-    why: &str,
-    errors: &mut Option<syn::Error>,
-) -> Option<Literal> {
+/// The literal with its elements checked, or `None` after reporting that it is empty.
+fn non_empty(cx: &Ctxt, mut literal: Literal, keyword: &str, why: &str) -> Option<Literal> {
     if literal.elements.is_empty() {
         let message = format!("empty `{keyword}![]`: {why}");
-        push(
-            errors,
-            match literal.written.is_empty() {
-                true => syn::Error::new(Span::call_site(), message),
-                false => syn::Error::new_spanned(&literal.written, message),
-            },
-        );
+        match literal.written.is_empty() {
+            true => cx.syn_error(syn::Error::new(Span::call_site(), message)),
+            false => cx.error_spanned_by(&literal.written, message),
+        }
         return None;
     }
-    literal.elements = literal
-        .elements
-        .into_iter()
-        .map(|e| walk(e, errors))
-        .collect();
+    literal.elements = literal.elements.into_iter().map(|e| walk(cx, e)).collect();
     Some(literal)
 }
 
@@ -117,11 +93,15 @@ mod tests {
     use crate::dsl::Entry;
 
     fn run(entry: Entry, input: TokenStream) -> (String, Vec<String>) {
-        let (model, parse_errors) = parse(entry, input);
-        assert!(parse_errors.is_none());
-        let (checked, errors) = check(model);
-        let errors =
-            errors.map_or_else(Vec::new, |e| e.into_iter().map(|e| e.to_string()).collect());
+        let cx = Ctxt::new();
+        let model = parse(&cx, entry, input);
+        cx.check().expect("the input parses");
+        let cx = Ctxt::new();
+        let checked = check(&cx, model);
+        let errors = match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        };
         (checked.0.describe(), errors)
     }
 

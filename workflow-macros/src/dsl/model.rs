@@ -1,6 +1,6 @@
 //! The model of a workflow literal: what the user wrote, as a tree of elements.
 //!
-//! `parse.rs` builds it, `check.rs` validates it, `plan.rs` flattens its static parts and
+//! `parse/` builds it, `check.rs` validates it, `plan.rs` flattens its static parts and
 //! `expand.rs` writes the code.
 
 use proc_macro2::{Span, TokenStream};

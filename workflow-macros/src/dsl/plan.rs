@@ -167,12 +167,14 @@ mod tests {
 
     use super::Next::{End, Join, Start};
     use super::*;
+    use crate::ctxt::Ctxt;
     use crate::dsl::parse::{parse, pretty};
     use crate::dsl::Entry;
 
     fn model(input: TokenStream) -> Element {
-        let (element, errors) = parse(Entry::Workflow, input);
-        assert!(errors.is_none());
+        let cx = Ctxt::new();
+        let element = parse(&cx, Entry::Workflow, input);
+        cx.check().expect("the input parses");
         element
     }
 
